@@ -1,0 +1,15 @@
+"""Data: DataFrames to model inputs and tf.data, synthetic data."""
+
+from kmtl.data.pandas import check_features
+from kmtl.data.pandas import features_from_dataframe
+from kmtl.data.pandas import labels_from_dataframe
+from kmtl.data.pandas import to_dataset
+from kmtl.data.synthetic import make_synthetic
+
+__all__ = [
+    "check_features",
+    "features_from_dataframe",
+    "labels_from_dataframe",
+    "make_synthetic",
+    "to_dataset",
+]

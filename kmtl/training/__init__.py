@@ -1,0 +1,5 @@
+"""Losses, metrics and compile arguments."""
+
+from kmtl.training.compile import compile_args
+
+__all__ = ["compile_args"]

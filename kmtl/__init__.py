@@ -1,0 +1,34 @@
+"""kmtl: multi-task and multi-scenario recommendation models for Keras 3,
+exported for TensorFlow Serving."""
+
+from kmtl import data
+from kmtl.features import CategoricalFeature
+from kmtl.features import FeatureSpec
+from kmtl.features import NumericalFeature
+from kmtl.features import ScenarioSpec
+from kmtl.features import SequenceFeature
+from kmtl.features import TaskSpec
+from kmtl.features import inputs
+from kmtl.models import build
+from kmtl.models import list_models
+from kmtl.models import model_tasks
+from kmtl.models import register_model
+from kmtl.training import compile_args
+from kmtl.version import __version__
+
+__all__ = [
+    "CategoricalFeature",
+    "FeatureSpec",
+    "NumericalFeature",
+    "ScenarioSpec",
+    "SequenceFeature",
+    "TaskSpec",
+    "__version__",
+    "build",
+    "compile_args",
+    "data",
+    "inputs",
+    "list_models",
+    "model_tasks",
+    "register_model",
+]

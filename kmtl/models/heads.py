@@ -1,0 +1,128 @@
+"""Task heads: the encoded-input block every model starts from, towers,
+and the named output of each task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from kmtl.features.encoder import FeatureEncoder
+from kmtl.features.inputs import inputs as make_inputs
+from kmtl.features.spec import FeatureSpec
+from kmtl.features.spec import TaskSpec
+from kmtl.layers.mlp import MLP
+
+
+def encoded_inputs(
+    spec: FeatureSpec,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Inputs, their encoding and the flat vector most backbones take.
+
+    Args:
+        spec: FeatureSpec.
+
+    Returns:
+        (inputs, encoded, flat): the dict of `keras.Input`s, the
+        `FeatureEncoder` output dict, and `[B, F * D + Dd]`, the field
+        embeddings flattened and concatenated with the dense vector.
+    """
+    inputs = make_inputs(spec)
+    encoded = FeatureEncoder(spec, name="feature_encoder")(inputs)
+    parts = []
+    fields = encoded["fields"]
+    if fields.shape[1]:
+        parts.append(
+            keras.layers.Flatten(name="flatten_fields")(fields)
+        )
+    if "dense" in encoded:
+        parts.append(encoded["dense"])
+    flat = (
+        parts[0]
+        if len(parts) == 1
+        else keras.layers.Concatenate(name="flat_inputs")(parts)
+    )
+    return inputs, encoded, flat
+
+
+def task_output(x: Any, task: TaskSpec, name: str | None = None) -> Any:
+    """The output layer of one task: sigmoid probability (binary), linear
+    value (regression) or softmax over classes (multiclass), named after
+    the task.
+
+    Args:
+        x: tensor `[B, h]`, the task's tower output.
+        task: TaskSpec.
+        name: str. Layer (and output) name. Defaults to `task.name`.
+
+    Returns:
+        `[B, 1]` (or `[B, num_classes]`) tensor.
+    """
+    units = task.num_classes if task.kind == "multiclass" else 1
+    activation = {
+        "binary": "sigmoid",
+        "regression": None,
+        "multiclass": "softmax",
+    }[task.kind]
+    return keras.layers.Dense(
+        units, activation=activation, name=name or task.name
+    )(x)
+
+
+def task_towers(
+    branches: Sequence[Any],
+    tasks: Sequence[TaskSpec],
+    tower_units: Sequence[int],
+    *,
+    activation: str = "relu",
+    dropout: float = 0.0,
+) -> dict[str, Any]:
+    """One tower (MLP) and output per task, on that task's branch.
+
+    Args:
+        branches: one tensor per task (a switcher's outputs).
+        tasks: the TaskSpecs, in the same order.
+        tower_units: hidden units of each tower; empty for none.
+        activation: str. Defaults to `"relu"`.
+        dropout: float. Defaults to 0.
+
+    Returns:
+        dict task name -> output tensor.
+    """
+    outputs = {}
+    for branch, task in zip(branches, tasks, strict=True):
+        if tower_units:
+            branch = MLP(
+                tower_units,
+                activation=activation,
+                dropout=dropout,
+                name=f"{task.name}_tower",
+            )(branch)
+        outputs[task.name] = task_output(branch, task)
+    return outputs
+
+
+def check_units(model: str, name: str, units: Any, allow_empty: bool) -> None:
+    """Validates a units hparam (a list of positive ints)."""
+    ok = isinstance(units, (list, tuple)) and all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0
+        for u in units
+    )
+    if not ok or (not allow_empty and not units):
+        expected = "a list of positive ints" + (
+            "" if allow_empty else " (at least one)"
+        )
+        raise ValueError(
+            f"Model {model!r}: hparam `{name}` must be {expected}. "
+            f"Received: {name}={units!r}"
+        )
+
+
+def check_positive(model: str, name: str, value: Any) -> None:
+    """Validates a positive-integer hparam."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Model {model!r}: hparam `{name}` must be a positive integer. "
+            f"Received: {name}={value!r}"
+        )

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from kmtl.data import make_synthetic
+
+
+def test_schema_and_ground_truth():
+    df, truth = make_synthetic(5000, seed=3)
+    assert len(df) == len(truth) == 5000
+    assert set(truth.columns) == {"ctr", "cvr", "ctcvr"}
+    np.testing.assert_allclose(truth.ctcvr, truth.ctr * truth.cvr)
+    # A purchase needs a click.
+    assert (df.purchase <= df.click).all()
+    # Labels follow the true probabilities.
+    assert abs(df.click.mean() - truth.ctr.mean()) < 0.02
+    clicked = df.click == 1
+    assert abs(df.purchase[clicked].mean() - truth.cvr[clicked].mean()) < 0.04
+    assert df.history.map(len).max() <= 8
+
+
+def test_same_seeds_same_data_and_shared_world():
+    a, _ = make_synthetic(100, seed=1)
+    b, _ = make_synthetic(100, seed=1)
+    c, _ = make_synthetic(100, seed=2)
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_invalid_size():
+    with pytest.raises(ValueError, match="num_rows=0"):
+        make_synthetic(0)

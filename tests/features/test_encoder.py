@@ -1,0 +1,111 @@
+import keras
+import numpy as np
+import pytest
+
+import kmtl
+from kmtl.features.encoder import FeatureEncoder
+from kmtl.features.spec import CategoricalFeature
+from kmtl.features.spec import FeatureSpec
+from kmtl.features.spec import NumericalFeature
+from kmtl.features.spec import ScenarioSpec
+from kmtl.features.spec import SequenceFeature
+from kmtl.features.spec import TaskSpec
+
+SPEC = FeatureSpec(
+    features=[
+        CategoricalFeature("item", vocabulary_size=4),
+        CategoricalFeature("city", vocabulary=["paris", "lyon"]),
+        CategoricalFeature("query", hash_bins=8, dtype="string"),
+        NumericalFeature("price", mean=2.0, variance=4.0),
+        NumericalFeature("dense", dim=2),
+        SequenceFeature("clicked", max_length=3, shared_with="item"),
+    ],
+    tasks=[TaskSpec("ctr", label="click")],
+    scenario=ScenarioSpec("domain", values=["a", "b"]),
+    embedding_dim=4,
+)
+
+
+def _batch():
+    return {
+        "item": np.array([0, 3, 4, -7]),
+        "city": np.array(["paris", "lyon", "berlin", ""], object),
+        "query": np.array(["x", "y", "x", "z"], object),
+        "price": np.array([2.0, 4.0, 0.0, 6.0], "float32"),
+        "dense": np.ones((4, 2), "float32"),
+        "clicked": np.array(
+            [[0, 1, -1], [-1, -1, -1], [3, 3, 9], [2, -1, -1]]
+        ),
+        "domain": np.array([0, 1, 1, 0]),
+    }
+
+
+def _model():
+    x = kmtl.inputs(SPEC)
+    return keras.Model(x, FeatureEncoder(SPEC, name="enc")(x))
+
+
+def test_shapes_and_normalisation():
+    out = _model().predict(_batch(), verbose=0)
+    assert out["fields"].shape == (4, 4, 4)
+    np.testing.assert_allclose(
+        out["dense"][:, 0], [0.0, 1.0, -1.0, 2.0], atol=1e-6
+    )
+    np.testing.assert_array_equal(out["scenario"], [0, 1, 1, 0])
+
+
+def test_out_of_vocabulary_values_share_the_oov_row():
+    model = _model()
+    table = model.get_layer("enc").embeddings.numpy()
+    fields = model.predict(_batch(), verbose=0)["fields"]
+    # item 4 and -7 are out of [0, 4): both read the OOV row 4.
+    np.testing.assert_allclose(fields[2, 0], table[4])
+    np.testing.assert_allclose(fields[3, 0], table[4])
+    # "berlin" and "" are unknown cities: the city slice's OOV row.
+    np.testing.assert_allclose(fields[2, 1], fields[3, 1])
+    assert not np.allclose(fields[0, 1], fields[2, 1])
+
+
+def test_sequences_are_mean_pooled_over_non_padding_with_shared_rows():
+    model = _model()
+    table = model.get_layer("enc").embeddings.numpy()
+    fields = model.predict(_batch(), verbose=0)["fields"]
+    np.testing.assert_allclose(
+        fields[0, 3], (table[0] + table[1]) / 2, rtol=1e-6
+    )
+    np.testing.assert_allclose(fields[1, 3], np.zeros(4))  # empty list
+    # 9 is out of range for "item": the OOV row, averaged with two 3s.
+    np.testing.assert_allclose(
+        fields[2, 3], (2 * table[3] + table[4]) / 3, rtol=1e-5
+    )
+
+
+def test_out_of_range_scenario_fails_naming_the_column():
+    batch = _batch()
+    batch["domain"] = np.array([0, 1, 2, 0])
+    with pytest.raises(Exception, match=r"Scenario column domain must hold ids in \[0, 2\)"):
+        _model().predict(batch, verbose=0)
+
+
+def test_config_round_trip_and_keras_file(tmp_path):
+    layer = FeatureEncoder(SPEC)
+    config = layer.get_config()
+    again = FeatureEncoder.from_config(config)
+    assert again.get_config() == config
+    assert again.spec == SPEC
+    model = _model()
+    path = tmp_path / "enc.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    a = model.predict(_batch(), verbose=0)
+    b = loaded.predict(_batch(), verbose=0)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_missing_input_is_named():
+    layer = FeatureEncoder(SPEC)
+    batch = _batch()
+    del batch["price"]
+    with pytest.raises(ValueError, match=r"missing input feature\(s\) \['price'\]"):
+        layer(batch)

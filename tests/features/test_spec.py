@@ -1,0 +1,169 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from kmtl.features.spec import CategoricalFeature
+from kmtl.features.spec import FeatureSpec
+from kmtl.features.spec import NumericalFeature
+from kmtl.features.spec import ScenarioSpec
+from kmtl.features.spec import SequenceFeature
+from kmtl.features.spec import TaskSpec
+
+
+def _spec(**changes):
+    base = dict(
+        features=[
+            CategoricalFeature("item", vocabulary_size=10, group="item"),
+            CategoricalFeature("city", vocabulary=["paris", "lyon"]),
+            CategoricalFeature("query", hash_bins=32, dtype="string"),
+            NumericalFeature("price", mean=2.0, variance=4.0),
+            NumericalFeature("dense", dim=3),
+            SequenceFeature("clicked", max_length=5, shared_with="item"),
+        ],
+        tasks=[
+            TaskSpec("ctr", label="click"),
+            TaskSpec("cvr", label="buy", sample_space="ctr"),
+        ],
+        scenario=ScenarioSpec("domain", values=["home", "search"]),
+    )
+    base.update(changes)
+    return FeatureSpec(**base)
+
+
+def test_json_round_trip_is_identical():
+    spec = _spec()
+    again = FeatureSpec.from_json(spec.to_json())
+    assert again == spec
+    assert again.to_dict() == spec.to_dict()
+
+
+def test_derived_properties():
+    spec = _spec()
+    assert spec.feature("item").num_ids == 11  # OOV row
+    assert spec.feature("city").num_ids == 3
+    assert spec.feature("query").num_ids == 32  # hashing has no OOV row
+    assert spec.input_names[-1] == "domain"
+    assert spec.task("cvr").sample_space == "ctr"
+    assert spec.task("ctr").loss == "binary_crossentropy"
+    assert spec.task("ctr").metrics == ("auc",)
+
+
+def test_duplicate_task_name_is_rejected():
+    with pytest.raises(ValueError, match="duplicate task name 'ctr'"):
+        _spec(tasks=[TaskSpec("ctr"), TaskSpec("ctr", label="x")])
+
+
+def test_duplicate_feature_name_is_rejected():
+    with pytest.raises(ValueError, match="duplicate feature name 'a'"):
+        _spec(
+            features=[
+                CategoricalFeature("a", vocabulary_size=3),
+                NumericalFeature("a"),
+            ]
+        )
+
+
+def test_sample_space_naming_a_missing_task_is_rejected():
+    with pytest.raises(ValueError, match="sample_space='click'.*'cvr'"):
+        _spec(tasks=[TaskSpec("ctr"), TaskSpec("cvr", sample_space="click")])
+
+
+def test_sample_space_must_be_binary():
+    with pytest.raises(ValueError, match="'time'.*must be a binary task"):
+        _spec(
+            tasks=[
+                TaskSpec("time", kind="regression"),
+                TaskSpec("cvr", sample_space="time"),
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(vocabulary_size=3, hash_bins=4), "exactly one of"),
+        (dict(), "exactly one of"),
+        (dict(vocabulary_size=0), "vocabulary_size=0"),
+        (dict(vocabulary=["a", "a"]), "distinct strings"),
+        (dict(vocabulary_size=3, dtype="string"), "is for integer ids"),
+        (dict(hash_bins=3, dtype="float32"), "dtype='float32'"),
+    ],
+)
+def test_invalid_categorical(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CategoricalFeature("f", **kwargs)
+
+
+def test_invalid_names_and_numericals():
+    with pytest.raises(ValueError, match="Python identifier"):
+        CategoricalFeature("my feature", vocabulary_size=3)
+    with pytest.raises(ValueError, match="both `mean` and `variance`"):
+        NumericalFeature("x", mean=1.0)
+    with pytest.raises(ValueError, match="variance > 0"):
+        NumericalFeature("x", mean=1.0, variance=0.0)
+    with pytest.raises(ValueError, match="3 floats"):
+        NumericalFeature("x", dim=3, mean=[1.0, 2.0], variance=[1.0, 1.0])
+    with pytest.raises(ValueError, match="kind='binary'"):
+        TaskSpec("t", num_classes=3)
+    with pytest.raises(ValueError, match="must name a CategoricalFeature"):
+        _spec(features=[SequenceFeature("s", max_length=3, shared_with="x")])
+
+
+def test_unknown_key_in_dict_is_rejected():
+    data = _spec().to_dict()
+    data["tasks"][0]["lable"] = "click"
+    with pytest.raises(ValueError, match=r"Unknown key\(s\) \['lable'\]"):
+        FeatureSpec.from_dict(data)
+
+
+def test_unknown_feature_lookup_names_it():
+    with pytest.raises(ValueError, match="Unknown feature 'nope'"):
+        _spec().feature("nope")
+
+
+def test_from_dataframe_infers_kinds_and_vocabularies():
+    df = pd.DataFrame(
+        {
+            "user": np.array([0, 5, 2, 9]),
+            "city": ["paris", "lyon", "paris", "nice"],
+            "price": np.array([1.0, 3.0, 5.0, 7.0]),
+            "clicked": [[1, 2], [], [3], [7, 1, 2]],
+            "tags": [["a"], ["b", "c"], [], ["a"]],
+            "domain": np.array([0, 1, 2, 1]),
+            "click": [1, 0, 1, 0],
+            "buy": [1, 0, 0, 0],
+            "row_id": [1, 2, 3, 4],
+        }
+    )
+    spec = FeatureSpec.from_dataframe(
+        df,
+        labels={"ctr": "click", "ctcvr": ["click", "buy"]},
+        scenario="domain",
+        exclude=["row_id"],
+        groups={"user": "user"},
+    )
+    assert spec.names() == ["user", "city", "price", "clicked", "tags", "domain"]
+    assert spec.feature("user") == CategoricalFeature(
+        "user", vocabulary_size=10, group="user"
+    )
+    assert spec.feature("city").vocabulary == ("lyon", "nice", "paris")
+    price = spec.feature("price")
+    assert price.mean == pytest.approx(4.0)
+    assert price.variance == pytest.approx(5.0)
+    assert spec.feature("clicked").max_length == 3
+    assert spec.feature("clicked").vocabulary_size == 8
+    assert spec.feature("tags").vocabulary == ("a", "b", "c")
+    assert spec.scenario.num_scenarios == 3
+    assert spec.task("ctcvr").label_columns == ("click", "buy")
+
+
+def test_from_dataframe_names_a_missing_label_column():
+    df = pd.DataFrame({"x": [1.0], "click": [1]})
+    with pytest.raises(ValueError, match="'buy' of task 'cvr'"):
+        FeatureSpec.from_dataframe(df, labels={"cvr": "buy"})
+
+
+def test_from_dataframe_hashes_large_string_columns():
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(50)], "y": [0, 1] * 25})
+    spec = FeatureSpec.from_dataframe(df, labels=["y"], max_vocabulary=10)
+    assert spec.feature("q").hash_bins == 20
