@@ -2,6 +2,7 @@
 exported for TensorFlow Serving."""
 
 from kmtl import data
+from kmtl.export import export
 from kmtl.features import CategoricalFeature
 from kmtl.features import FeatureSpec
 from kmtl.features import NumericalFeature
@@ -27,6 +28,7 @@ __all__ = [
     "build",
     "compile_args",
     "data",
+    "export",
     "inputs",
     "list_models",
     "model_tasks",
