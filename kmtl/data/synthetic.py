@@ -9,8 +9,8 @@ import numpy as np
 SCENARIOS = ("home", "search", "cart", "detail")
 SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
 DEVICES = ("android", "ios", "web")
-NUM_USERS = 2000
-NUM_ITEMS = 1000
+NUM_USERS = 400
+NUM_ITEMS = 200
 NUM_CATEGORIES = 20
 HISTORY_LENGTH = 8
 
@@ -47,7 +47,7 @@ def make_synthetic(
 ):
     """Draws an e-commerce-like impression log with click and purchase.
 
-    Columns: `user_id` and `item_id` (int ids, 2,000 and 1,000), `category`
+    Columns: `user_id` and `item_id` (int ids, 400 and 200), `category`
     and `device` (strings), `scenario` (int 0..3, named by `SCENARIOS`,
     shares 40/30/20/10 %), `price`, `age`, `rating` (floats), `history`
     (the user's last up to 8 item ids, a list), and the labels `click` and

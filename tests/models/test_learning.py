@@ -1,0 +1,75 @@
+"""Each model learns the synthetic ground truth (slow: trains 6 models).
+
+The yardstick is the oracle: the AUC of the true probabilities on the same
+test rows. The margins are finite-sample ones, measured: with 100k training
+rows a shared-bottom model is 0.007 (CTR) and 0.012 (CVR, trained on about
+21k clicked rows) under the oracle even when the true logit has no
+interaction term at all, because 600 per-id effects must be estimated from
+data. So CTR and CTCVR must come within 0.015 of the oracle and CVR within
+0.02; an untrained or broken model sits near 0.5 and fails.
+"""
+
+import keras
+import pytest
+
+import kmtl
+from kmtl.data import make_synthetic
+from kmtl.data import to_dataset
+from kmtl.training.metrics import evaluate_predictions
+
+MARGIN = {"ctr": 0.015, "cvr": 0.02, "ctcvr": 0.015}
+SMALL = {
+    "shared_bottom": dict(bottom_units=(128, 64), tower_units=(32,)),
+    "omoe": dict(num_experts=4, expert_units=(64, 32), tower_units=(32,)),
+    "mmoe": dict(num_experts=4, expert_units=(64, 32), tower_units=(32,)),
+    "ple": dict(
+        num_levels=2,
+        num_shared_experts=1,
+        num_task_experts=1,
+        expert_units=(64, 32),
+        tower_units=(32,),
+    ),
+    "esmm": dict(tower_units=(128, 64, 32)),
+    "dcn": dict(cross_layers=2, deep_units=(128, 64), tower_units=(32,)),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    train, _ = make_synthetic(100_000, seed=0)
+    test, truth = make_synthetic(40_000, seed=1)
+    spec = kmtl.FeatureSpec.from_dataframe(
+        train,
+        labels={"ctr": "click", "cvr": "purchase"},
+        scenario="scenario",
+        sample_spaces={"cvr": "ctr"},
+    )
+    return train, test, truth, spec
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_model_reaches_the_oracle_auc(name, data):
+    train, test, truth, spec = data
+    keras.utils.set_random_seed(0)
+    tasks = kmtl.model_tasks(name, spec)
+    model = kmtl.build(name, spec, **SMALL[name])
+    model.fit(
+        to_dataset(train, spec, tasks=tasks, batch_size=512, shuffle=True,
+                   seed=0),
+        epochs=3,
+        verbose=0,
+    )
+    predictions = model.predict(
+        to_dataset(test, spec, with_labels=False), verbose=0
+    )
+    got = evaluate_predictions(test, predictions, tasks).set_index("task")
+    oracle = evaluate_predictions(
+        test, {t.name: truth[t.name] for t in tasks}, tasks
+    ).set_index("task")
+    for task in got.index:
+        gap = oracle.auc[task] - got.auc[task]
+        assert gap <= MARGIN[task], (
+            f"{name}/{task}: AUC {got.auc[task]:.4f}, oracle "
+            f"{oracle.auc[task]:.4f}, gap {gap:.4f} > {MARGIN[task]}"
+        )
