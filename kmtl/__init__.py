@@ -2,6 +2,7 @@
 exported for TensorFlow Serving."""
 
 from kmtl import data
+from kmtl import layers
 from kmtl.export import export
 from kmtl.features import CategoricalFeature
 from kmtl.features import FeatureSpec
@@ -30,6 +31,7 @@ __all__ = [
     "data",
     "export",
     "inputs",
+    "layers",
     "list_models",
     "model_tasks",
     "register_model",

@@ -43,8 +43,12 @@ def _train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     model.fit(
         kmtl.data.to_dataset(
-            train_df, spec, tasks=tasks, batch_size=args.batch_size,
-            shuffle=True, seed=args.seed,
+            train_df,
+            spec,
+            tasks=tasks,
+            batch_size=args.batch_size,
+            shuffle=True,
+            seed=args.seed,
         ),
         epochs=args.epochs,
         verbose=2,
@@ -55,11 +59,12 @@ def _train(args: argparse.Namespace) -> int:
     )
     report = evaluate_predictions(test_df, predictions, tasks)
     oracle = evaluate_predictions(
-        test_df, {t.name: truth[t.name] for t in tasks if t.name in truth},
+        test_df,
+        {t.name: truth[t.name] for t in tasks if t.name in truth},
         tasks,
     )
     report["oracle_auc"] = report["task"].map(
-        dict(zip(oracle["task"], oracle["auc"]))
+        dict(zip(oracle["task"], oracle["auc"], strict=True))
     )
     print(f"\nTest metrics ({len(test_df):,} rows; trained in {seconds:.1f}s):")
     print(report.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -77,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Multi-task recommendation models for Keras 3.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the models").set_defaults(
-        run=_list
-    )
+    commands.add_parser("list", help="list the models").set_defaults(run=_list)
     train = commands.add_parser(
         "train",
         help="train a model on the bundled synthetic data, print per-task "
@@ -91,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.add_argument("--batch-size", type=int, default=1024)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
-        "--hparams", default="{}", help='JSON, e.g. \'{"num_experts": 4}\''
+        "--hparams", default="{}", help="JSON, e.g. '{\"num_experts\": 4}'"
     )
     train.add_argument(
         "--export", help="base directory of the versioned SavedModel"

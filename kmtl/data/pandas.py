@@ -72,8 +72,7 @@ def check_features(
     missing = [n for n in spec.input_names if n not in features]
     if missing:
         raise ValueError(
-            f"Missing input feature(s) {missing}. "
-            f"Expected {spec.input_names}."
+            f"Missing input feature(s) {missing}. Expected {spec.input_names}."
         )
     out = {}
     for name in spec.input_names:

@@ -132,7 +132,9 @@ def make_synthetic(
     cvr = _sigmoid(buy_logit)
     click = (rng.random(n) < ctr).astype("int64")
     purchase = click * (rng.random(n) < cvr).astype("int64")
-    history = [row[:k].tolist() for row, k in zip(history_items, lengths)]
+    history = [
+        row[:k].tolist() for row, k in zip(history_items, lengths, strict=True)
+    ]
     df = pd.DataFrame(
         {
             "user_id": user,

@@ -196,7 +196,10 @@ class FeatureEncoder(keras.layers.Layer):
             out["fields"] = ops.zeros((batch, 0, self.embedding_dim))
         if self.dense_names:
             out["dense"] = ops.concatenate(
-                [self._normalize(name, inputs[name]) for name in self.dense_names],
+                [
+                    self._normalize(name, inputs[name])
+                    for name in self.dense_names
+                ],
                 axis=-1,
             )
         scenario = self.spec.scenario

@@ -217,8 +217,12 @@ class NumericalFeature:
                     f"{owner}: `{arg}` must be finite (variance > 0). "
                     f"Received: {arg}={getattr(self, arg)}"
                 )
-            stored = float(value[0]) if self.dim == 1 else tuple(
-                float(v) for v in np.broadcast_to(value, (self.dim,))
+            stored = (
+                float(value[0])
+                if self.dim == 1
+                else tuple(
+                    float(v) for v in np.broadcast_to(value, (self.dim,))
+                )
             )
             object.__setattr__(self, arg, stored)
 
@@ -425,8 +429,10 @@ class TaskSpec:
             )
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "loss", self.loss or DEFAULT_LOSSES[self.kind])
-        metrics = DEFAULT_METRICS[self.kind] if self.metrics is None else (
-            self.metrics
+        metrics = (
+            DEFAULT_METRICS[self.kind]
+            if self.metrics is None
+            else (self.metrics)
         )
         object.__setattr__(self, "metrics", tuple(metrics))
         if self.sample_space == self.name:

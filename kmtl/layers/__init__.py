@@ -1,0 +1,27 @@
+"""kmtl's neural layers: each one usable alone in any Keras 3 model."""
+
+from kmtl.features.encoder import FeatureEncoder
+from kmtl.layers.cgc import CGCLayer
+from kmtl.layers.cross import CrossNet
+from kmtl.layers.experts import Experts
+from kmtl.layers.gates import MixtureGate
+from kmtl.layers.mlp import MLP
+from kmtl.layers.mmoe import MMoELayer
+from kmtl.layers.shared_bottom import SharedBottomLayer
+from kmtl.layers.switcher import SWITCHER_NAMES
+from kmtl.layers.switcher import Switcher
+from kmtl.layers.switcher import get_switcher
+
+__all__ = [
+    "CGCLayer",
+    "CrossNet",
+    "Experts",
+    "FeatureEncoder",
+    "MLP",
+    "MMoELayer",
+    "MixtureGate",
+    "SWITCHER_NAMES",
+    "SharedBottomLayer",
+    "Switcher",
+    "get_switcher",
+]

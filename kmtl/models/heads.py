@@ -33,9 +33,7 @@ def encoded_inputs(
     parts = []
     fields = encoded["fields"]
     if fields.shape[1]:
-        parts.append(
-            keras.layers.Flatten(name="flatten_fields")(fields)
-        )
+        parts.append(keras.layers.Flatten(name="flatten_fields")(fields))
     if "dense" in encoded:
         parts.append(encoded["dense"])
     flat = (
@@ -106,8 +104,7 @@ def task_towers(
 def check_units(model: str, name: str, units: Any, allow_empty: bool) -> None:
     """Validates a units hparam (a list of positive ints)."""
     ok = isinstance(units, (list, tuple)) and all(
-        isinstance(u, int) and not isinstance(u, bool) and u > 0
-        for u in units
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units
     )
     if not ok or (not allow_empty and not units):
         expected = "a list of positive ints" + (

@@ -67,7 +67,12 @@ def build_mmoe(
         A functional `keras.Model`, one output per task.
     """
     return _build_moe(
-        "mmoe", spec, False, num_experts, expert_units, tower_units,
+        "mmoe",
+        spec,
+        False,
+        num_experts,
+        expert_units,
+        tower_units,
         activation,
     )
 
@@ -94,6 +99,11 @@ def build_omoe(
         A functional `keras.Model`, one output per task.
     """
     return _build_moe(
-        "omoe", spec, True, num_experts, expert_units, tower_units,
+        "omoe",
+        spec,
+        True,
+        num_experts,
+        expert_units,
+        tower_units,
         activation,
     )

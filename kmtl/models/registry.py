@@ -27,9 +27,7 @@ class ModelEntry:
     def hparams(self) -> dict[str, Any]:
         """Keyword-only hyperparameters of the builder, with defaults."""
         params = inspect.signature(self.builder).parameters.values()
-        return {
-            p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY
-        }
+        return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}

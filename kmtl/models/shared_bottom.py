@@ -49,7 +49,10 @@ def build_shared_bottom(
     )(flat)
     # === Outputs ===
     outputs = task_towers(
-        branches, spec.tasks, tower_units, activation=activation,
+        branches,
+        spec.tasks,
+        tower_units,
+        activation=activation,
         dropout=dropout,
     )
     return keras.Model(inputs, outputs, name="shared_bottom")

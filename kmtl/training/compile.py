@@ -24,9 +24,7 @@ def metric(name: str, task: TaskSpec) -> Any:
     if name == "auc":
         return keras.metrics.AUC(num_thresholds=1000, name="auc")
     if name == "pr_auc":
-        return keras.metrics.AUC(
-            num_thresholds=1000, curve="PR", name="pr_auc"
-        )
+        return keras.metrics.AUC(num_thresholds=1000, curve="PR", name="pr_auc")
     if name == "logloss":
         return keras.metrics.BinaryCrossentropy(name="logloss")
     try:

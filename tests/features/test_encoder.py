@@ -33,9 +33,7 @@ def _batch():
         "query": np.array(["x", "y", "x", "z"], object),
         "price": np.array([2.0, 4.0, 0.0, 6.0], "float32"),
         "dense": np.ones((4, 2), "float32"),
-        "clicked": np.array(
-            [[0, 1, -1], [-1, -1, -1], [3, 3, 9], [2, -1, -1]]
-        ),
+        "clicked": np.array([[0, 1, -1], [-1, -1, -1], [3, 3, 9], [2, -1, -1]]),
         "domain": np.array([0, 1, 1, 0]),
     }
 
@@ -83,7 +81,9 @@ def test_sequences_are_mean_pooled_over_non_padding_with_shared_rows():
 def test_out_of_range_scenario_fails_naming_the_column():
     batch = _batch()
     batch["domain"] = np.array([0, 1, 2, 0])
-    with pytest.raises(Exception, match=r"Scenario column domain must hold ids in \[0, 2\)"):
+    with pytest.raises(
+        Exception, match=r"Scenario column domain must hold ids in \[0, 2\)"
+    ):
         _model().predict(batch, verbose=0)
 
 
@@ -107,5 +107,7 @@ def test_missing_input_is_named():
     layer = FeatureEncoder(SPEC)
     batch = _batch()
     del batch["price"]
-    with pytest.raises(ValueError, match=r"missing input feature\(s\) \['price'\]"):
+    with pytest.raises(
+        ValueError, match=r"missing input feature\(s\) \['price'\]"
+    ):
         layer(batch)

@@ -142,7 +142,14 @@ def test_from_dataframe_infers_kinds_and_vocabularies():
         exclude=["row_id"],
         groups={"user": "user"},
     )
-    assert spec.names() == ["user", "city", "price", "clicked", "tags", "domain"]
+    assert spec.names() == [
+        "user",
+        "city",
+        "price",
+        "clicked",
+        "tags",
+        "domain",
+    ]
     assert spec.feature("user") == CategoricalFeature(
         "user", vocabulary_size=10, group="user"
     )

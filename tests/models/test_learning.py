@@ -57,8 +57,9 @@ def test_model_reaches_the_oracle_auc(name, data):
     tasks = kmtl.model_tasks(name, spec)
     model = kmtl.build(name, spec, **SMALL[name])
     model.fit(
-        to_dataset(train, spec, tasks=tasks, batch_size=512, shuffle=True,
-                   seed=0),
+        to_dataset(
+            train, spec, tasks=tasks, batch_size=512, shuffle=True, seed=0
+        ),
         epochs=3,
         verbose=0,
     )

@@ -53,7 +53,9 @@ def trained(request, synthetic_small):
 def test_outputs_are_named_after_tasks(trained, synthetic_small):
     name, model, tasks, _, _ = trained
     df, _, spec = synthetic_small
-    out = model.predict_on_batch(_tensors(features_from_dataframe(df[:5], spec)))
+    out = model.predict_on_batch(
+        _tensors(features_from_dataframe(df[:5], spec))
+    )
     assert sorted(out) == sorted(t.name for t in tasks)
     for value in out.values():
         assert value.shape == (5, 1)

@@ -1,0 +1,248 @@
+"""A group of expert MLPs held as batched weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from kmtl.layers.mlp import _as_units
+from kmtl.layers.mlp import _check_positive_int
+from kmtl.layers.mlp import _check_units
+
+
+def _reseeded(
+    initializer: keras.initializers.Initializer, offset: int
+) -> keras.initializers.Initializer:
+    """Returns `initializer` with its integer seed moved by `offset`.
+
+    Keras 3 initializers seeded with an int (or unseeded, which picks a fixed
+    int) draw the same values at every call; the members of a group need
+    different values.
+    """
+    seed = getattr(initializer, "seed", None)
+    if offset == 0 or not isinstance(seed, int) or isinstance(seed, bool):
+        return initializer
+    config = initializer.get_config()
+    config["seed"] = seed + offset
+    return initializer.__class__.from_config(config)
+
+
+def _stacked_initializer(
+    initializer: keras.initializers.Initializer,
+    member_shape: Sequence[int],
+    num_members: int,
+    layout: str = "stacked",
+) -> Callable[..., Any]:
+    """An initializer that draws each group member's kernel on its own.
+
+    Each member's `member_shape` kernel is drawn with its own fans (a
+    Glorot-initialized `[E, d, h]` weight drawn in one call would use
+    `fan_in = E * d`). `layout="stacked"` returns `[M, *member_shape]`;
+    `layout="concat"` returns `[d, M * h]` for a `member_shape` of `[d, h]`.
+    """
+    member_shape = tuple(member_shape)
+
+    def initialize(shape: Sequence[int], dtype: Any = None) -> Any:
+        members = [
+            _reseeded(initializer, i)(member_shape, dtype=dtype)
+            for i in range(num_members)
+        ]
+        stacked = ops.stack(members, axis=0)
+        if layout == "concat":
+            stacked = ops.reshape(
+                ops.transpose(stacked, (1, 0, 2)), tuple(shape)
+            )
+        return stacked
+
+    return initialize
+
+
+def _per_expert_matmul(x: Any, kernel: Any) -> Any:
+    """`einsum("beh,ehk->bek", x, kernel)` as one batched matmul.
+
+    Written as transposes around an `[E, B, h] @ [E, h, k]` matmul: on the
+    TensorFlow CPU backend the forward and backward pass of an (8 experts,
+    256 -> 128, batch 2048) layer take about 21 ms this way and 29 ms with
+    `ops.einsum` (whose gradient is itself a pair of einsums); on JAX both
+    lower to a `dot_general`.
+    """
+    x = ops.transpose(x, (1, 0, 2))  # [E, B, h]
+    return ops.transpose(ops.matmul(x, kernel), (1, 0, 2))
+
+
+@keras.saving.register_keras_serializable(package="kmtl")
+class Experts(keras.layers.Layer):
+    """`num_experts` parallel MLPs computed with batched weights.
+
+    With `x` of shape `[B, d]` (every expert sees the same input) the first
+    layer is one matmul with a `[d, E * h_1]` kernel:
+
+    `h_1[b, e] = act(reshape(x @ W_1, [B, E, h_1])[b, e] + b_1[e])`
+
+    With `x` of shape `[B, E, d]` (expert `e` sees `x[:, e]`):
+
+    `h_1[b, e] = act(einsum("bed,edh->beh", x, W_1)[b, e] + b_1[e])`
+
+    Every later layer is `h_{i+1} = act(einsum("beh,ehk->bek", h_i, W_{i+1})
+    + b_{i+1})` with a `[E, h_i, h_{i+1}]` kernel (computed as one batched
+    `[E, B, h_i] @ [E, h_i, h_{i+1}]` matmul). The activation is applied
+    after every layer, the last one included. The cost is that of a few
+    large matmuls instead of `E` small Dense stacks looped over in Python.
+
+    Args:
+        num_experts: int. The number of experts `E`.
+        units: sequence of int. The width of each expert layer.
+        activation: str or callable. Activation after every layer.
+            Defaults to `"relu"`.
+        kernel_initializer: str or `keras.initializers.Initializer`.
+            Initializer of one expert's kernel, drawn separately for each
+            expert. Defaults to `"glorot_uniform"`.
+        kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
+            Regularizer of the kernels. Defaults to `None`.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: tensor of shape `[B, d]` (shared input) or `[B, E, d]` (one
+            input per expert). The rank seen at build time is kept.
+
+    Returns:
+        A tensor of shape `[B, E, units[-1]]`.
+
+    Example:
+
+    ```python
+    layer = kmtl.layers.Experts(num_experts=4, units=(32, 16))
+    y = layer(np.random.rand(8, 10))  # [8, 4, 16]
+
+    inputs = keras.Input(shape=(10,))
+    experts = kmtl.layers.Experts(num_experts=4, units=(32, 16))(inputs)
+    pooled = keras.layers.Flatten()(experts)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(pooled)
+    model = keras.Model(inputs, outputs)
+    ```
+
+    Reference:
+        - [Ma et al., 2018](https://dl.acm.org/doi/10.1145/3219819.3220007)
+          (MMoE experts).
+    """
+
+    def __init__(
+        self,
+        num_experts: int,
+        units: Sequence[int],
+        activation: str | Any = "relu",
+        kernel_initializer: str | keras.initializers.Initializer = (
+            "glorot_uniform"
+        ),
+        kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_experts = num_experts
+        self.units = _as_units(units)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+        _check_positive_int("num_experts", num_experts)
+        _check_units("units", units)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        shape = tuple(input_shape)
+        if len(shape) == 3:
+            if shape[1] is not None and shape[1] != self.num_experts:
+                raise ValueError(
+                    "A 3D input of `Experts` must have one row per expert "
+                    f"on axis 1 ({self.num_experts}). "
+                    f"Received: input_shape={shape}"
+                )
+            self._per_expert_input = True
+        elif len(shape) == 2:
+            self._per_expert_input = False
+        else:
+            raise ValueError(
+                "`Experts` expects an input of shape [B, d] or "
+                f"[B, num_experts, d]. Received: input_shape={shape}"
+            )
+        if shape[-1] is None:
+            raise ValueError(
+                "The last dimension of the input of `Experts` must be known. "
+                f"Received: input_shape={shape}"
+            )
+        num = self.num_experts
+        fan_in = int(shape[-1])
+        self._kernels = []
+        self._biases = []
+        for i, width in enumerate(self.units):
+            if i == 0 and not self._per_expert_input:
+                kernel_shape = (fan_in, num * width)
+                layout = "concat"
+            else:
+                kernel_shape = (num, fan_in, width)
+                layout = "stacked"
+            self._kernels.append(
+                self.add_weight(
+                    name=f"kernel_{i}",
+                    shape=kernel_shape,
+                    initializer=_stacked_initializer(
+                        self.kernel_initializer, (fan_in, width), num, layout
+                    ),
+                    regularizer=self.kernel_regularizer,
+                )
+            )
+            self._biases.append(
+                self.add_weight(
+                    name=f"bias_{i}", shape=(num, width), initializer="zeros"
+                )
+            )
+            fan_in = width
+        self.built = True
+
+    def call(self, inputs: Any) -> Any:
+        num = self.num_experts
+        x = inputs
+        for i, (kernel, bias) in enumerate(
+            zip(self._kernels, self._biases, strict=True)
+        ):
+            if i == 0 and not self._per_expert_input:
+                y = ops.matmul(x, kernel)  # [B, E * h]
+            else:
+                if i > 0:
+                    x = ops.reshape(x, (-1, num, self.units[i - 1]))
+                y = ops.reshape(
+                    _per_expert_matmul(x, kernel), (-1, num * self.units[i])
+                )
+            # Bias and activation on the [B, E * h] view: a 2D bias add is
+            # fused with the matmul by TensorFlow's CPU graph optimizer, and
+            # its gradient is much cheaper than a [B, E, h] + [E, h] one.
+            x = self.activation(ops.add(y, ops.reshape(bias, (-1,))))
+        return ops.reshape(x, (-1, num, self.units[-1]))
+
+    def compute_output_shape(
+        self, input_shape: Sequence[int | None]
+    ) -> tuple[int | None, ...]:
+        return (tuple(input_shape)[0], self.num_experts, self.units[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "num_experts": self.num_experts,
+                "units": list(self.units),
+                "activation": keras.activations.serialize(self.activation),
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+            }
+        )
+        return config
+
+
+__all__ = ["Experts"]
