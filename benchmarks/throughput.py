@@ -7,7 +7,8 @@ Usage:
     python benchmarks/throughput.py
         [--models shared_bottom,mmoe,ple,esmm] [--rows 200000]
         [--eval-rows 50000] [--epochs 3] [--layout vector|per_field]
-        [--metrics auc|none] [--serving] [--keras-baseline]
+        [--metrics auc|none] [--pipeline kmtl|prebatched]
+        [--serving] [--keras-baseline]
         [--lock /tmp/kmtl-bench.lock] [--json out.json]
 
 The workload: 200,000 training rows (seed 0) and 50,000 evaluation rows
@@ -23,6 +24,11 @@ but not embedded.
   `d0..d62`, one input each, as DeepCTR declares them.
 - `--metrics auc` (default) compiles with kmtl's default metrics (an AUC
   per output, as `kmtl.build` does); `none` compiles the losses only.
+- `--pipeline kmtl` (default) feeds `tf.data.Dataset.from_tensor_slices`
+  of the arrays, batched, as `kmtl.data.to_dataset` does (without the
+  DataFrame); `prebatched` slices whole batches out of arrays reshaped to
+  `[num_batches, 2048, ...]`: the same batches without per-row work, to
+  show what the input pipeline costs.
 - `--keras-baseline` also trains a hand-written Keras 3 MMoE (16
   `Embedding` layers, 8 expert `Dense` stacks in a Python list, a softmax
   gate and a tower per task) on the same data with the same compile
@@ -36,11 +42,17 @@ Figures:
 - train ex/s: training rows / wall time of one epoch of `model.fit`
   (batch 2048, Adam 1e-3, input pipeline included), the median of epochs
   2..N, i.e. after tracing and warm-up.
+- steady train ex/s: the same less the time each epoch waits before its
+  first batch starts (creating the dataset iterator; TensorFlow 2.21 on
+  this kind of machine sometimes idles there for seconds).
 - predict ex/s: evaluation rows / wall time of `model.predict` over them
   at batch 2048, after one untimed warm-up pass.
 - serving p50 / p99 ms: latency of one `serving_default` call at batch 1
   and batch 256, over 300 calls after 20 warm-up calls.
 - x DeepCTR: the kmtl figure divided by DeepCTR's anchor.
+- other load: the largest share of the machine's CPU time that other
+  processes used during a timed part (from `/proc/stat`); figures taken
+  above 5 % are flagged as noisy.
 
 Every timed part runs under an exclusive `flock` on one lock file, so two
 benchmark runs on the machine never overlap their timings. TensorFlow uses
@@ -90,6 +102,9 @@ SERVING_TIMED_CALLS = 300
 TRAIN_SEED = 0
 EVAL_SEED = 1
 KERAS_BASELINE = "keras_mmoe"
+# Above this share of the machine's CPU used by other processes during a
+# timed part, the figure is flagged as noisy.
+NOISY_LOAD = 0.05
 
 MODEL_HPARAMS: dict[str, dict[str, Any]] = {
     "shared_bottom": {"bottom_units": (256, 128), "tower_units": (64,)},
@@ -226,19 +241,44 @@ def make_dataset(
     features: dict[str, np.ndarray],
     data: Data | None = None,
     tasks: Sequence[kmtl.TaskSpec] = (),
+    pipeline: str = "kmtl",
 ) -> tf.data.Dataset:
     """In-memory arrays -> batched, prefetched `tf.data.Dataset`: of
-    `(features, labels, sample_weights)` with `data`, of features without
-    (as `kmtl.data.to_dataset` builds from a DataFrame)."""
-    if data is None:
-        ds = tf.data.Dataset.from_tensor_slices(features)
-    else:
+    `(features, labels, sample_weights)` with `data`, of features without.
+
+    `pipeline="kmtl"` slices rows and batches them, as
+    `kmtl.data.to_dataset` does; `"prebatched"` slices arrays reshaped to
+    `[num_batches, 2048, ...]` (the same batches, no per-row work).
+    """
+    element: Any = features
+    if data is not None:
         frame = pd.DataFrame(
             {"click": data.click, "conversion": data.conversion}
         )
         labels, weights = kmtl.data.labels_from_dataframe(frame, tasks)
-        ds = tf.data.Dataset.from_tensor_slices((features, labels, weights))
-    return ds.batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+        element = (features, labels, weights)
+    if pipeline == "kmtl":
+        ds = tf.data.Dataset.from_tensor_slices(element).batch(BATCH_SIZE)
+    else:
+        ds = _prebatched(element)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _prebatched(element: Any) -> tf.data.Dataset:
+    """Batches of 2048 rows (the last one shorter) sliced from arrays
+    reshaped to `[num_batches, 2048, ...]`."""
+    rows = len(tf.nest.flatten(element)[0])
+    full = rows // BATCH_SIZE * BATCH_SIZE
+    ds = tf.data.Dataset.from_tensor_slices(
+        tf.nest.map_structure(
+            lambda a: a[:full].reshape((-1, BATCH_SIZE, *a.shape[1:])),
+            element,
+        )
+    )
+    if full < rows:
+        tail = tf.nest.map_structure(lambda a: a[full:], element)
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(tail))
+    return ds
 
 
 # === Models ===
@@ -309,16 +349,59 @@ def bench_lock(path: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class OtherLoad:
+    """Share of the machine's CPU time used by other processes while the
+    block runs (0 to 1; `None` where `/proc/stat` is missing)."""
+
+    def __enter__(self) -> OtherLoad:
+        self.share: float | None = None
+        self._start = (_cpu_ticks(), os.times())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        ticks, own = _cpu_ticks(), os.times()
+        if ticks is None or self._start[0] is None:
+            return
+        total = ticks[0] - self._start[0][0]
+        busy = total - (ticks[1] - self._start[0][1])
+        before = self._start[1]
+        mine = (own.user - before.user + own.system - before.system) * (
+            os.sysconf("SC_CLK_TCK")
+        )
+        self.share = max(0.0, (busy - mine) / total) if total > 0 else 0.0
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(all, idle + iowait) clock ticks of the machine since boot."""
+    try:
+        with open("/proc/stat") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(values), values[3] + values[4]
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of every epoch."""
+    """Records the wall time of every epoch, and how long each epoch waited
+    before its first batch started (creating the dataset iterator)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
+        self.start_waits: list[float] = []
         self._start = 0.0
+        self._first = True
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._first = True
         self._start = time.perf_counter()
+
+    def on_train_batch_begin(
+        self, batch: int, logs: dict | None = None
+    ) -> None:
+        if self._first:
+            self.start_waits.append(time.perf_counter() - self._start)
+            self._first = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
@@ -326,34 +409,39 @@ class EpochTimer(keras.callbacks.Callback):
 
 def time_training(
     model: keras.Model, ds: tf.data.Dataset, epochs: int, lock: str
-) -> list[float]:
-    """Fits `epochs` epochs; returns the seconds of each."""
+) -> tuple[EpochTimer, float | None]:
+    """Fits `epochs` epochs; returns their timer and the other load."""
     timer = EpochTimer()
-    with bench_lock(lock):
+    with bench_lock(lock), OtherLoad() as load:
         model.fit(
             ds, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer]
         )
-    return timer.seconds
+    return timer, load.share
 
 
 def time_prediction(
     model: keras.Model, ds: tf.data.Dataset, lock: str
-) -> float:
-    """Seconds of one `predict` pass over `ds`, after a warm-up pass."""
+) -> tuple[float, float | None]:
+    """Seconds of one `predict` pass over `ds`, after a warm-up pass, and
+    the other load meanwhile."""
     with bench_lock(lock):
         model.predict(ds, verbose=0)
-        start = time.perf_counter()
-        model.predict(ds, verbose=0)
-        return time.perf_counter() - start
+        with OtherLoad() as load:
+            start = time.perf_counter()
+            model.predict(ds, verbose=0)
+            seconds = time.perf_counter() - start
+    return seconds, load.share
 
 
 def time_serving(
     model: keras.Model, features: dict[str, np.ndarray], lock: str
-) -> dict[int, tuple[float, float]]:
+) -> tuple[dict[int, tuple[float, float]], float | None]:
     """Exports `model` with `kmtl.export`, reloads it and times
-    `serving_default`; returns batch -> (p50 ms, p99 ms)."""
+    `serving_default`; returns batch -> (p50 ms, p99 ms), and the largest
+    other load meanwhile."""
     sample = {name: value[:2] for name, value in features.items()}
     latencies: dict[int, tuple[float, float]] = {}
+    loads: list[float | None] = []
     with tempfile.TemporaryDirectory(prefix="kmtl-bench-") as base:
         path = kmtl.export(model, base, sample=sample)
         serve = tf.saved_model.load(str(path)).signatures["serving_default"]
@@ -366,13 +454,20 @@ def time_serving(
                 for _ in range(SERVING_WARMUP_CALLS):
                     serve(**request)
                 times = np.empty(SERVING_TIMED_CALLS)
-                for i in range(SERVING_TIMED_CALLS):
-                    start = time.perf_counter()
-                    serve(**request)
-                    times[i] = time.perf_counter() - start
+                with OtherLoad() as load:
+                    for i in range(SERVING_TIMED_CALLS):
+                        start = time.perf_counter()
+                        serve(**request)
+                        times[i] = time.perf_counter() - start
+            loads.append(load.share)
             p50, p99 = np.percentile(times * 1e3, [50, 99])
             latencies[batch] = (float(p50), float(p99))
-    return latencies
+    return latencies, _largest(loads)
+
+
+def _largest(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
 
 
 @dataclasses.dataclass
@@ -382,12 +477,14 @@ class Result:
     model: str
     params: int
     epoch_seconds: list[float]
+    epoch_start_waits: list[float]
     train_rows: int
     predict_seconds: float
     eval_rows: int
     serving: dict[int, tuple[float, float]] = dataclasses.field(
         default_factory=dict
     )
+    other_load: float | None = None
 
     @property
     def train_rate(self) -> float:
@@ -396,12 +493,24 @@ class Result:
         return self.train_rows / statistics.median(timed)
 
     @property
+    def steady_train_rate(self) -> float:
+        """As `train_rate`, less each epoch's wait before its first batch."""
+        steady = [
+            s - w
+            for s, w in zip(
+                self.epoch_seconds, self.epoch_start_waits, strict=True
+            )
+        ]
+        return self.train_rows / statistics.median(steady[1:] or steady)
+
+    @property
     def predict_rate(self) -> float:
         return self.eval_rows / self.predict_seconds
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["train_examples_per_s"] = self.train_rate
+        out["steady_train_examples_per_s"] = self.steady_train_rate
         out["predict_examples_per_s"] = self.predict_rate
         out["serving"] = {
             str(b): {"p50_ms": p50, "p99_ms": p99}
@@ -420,27 +529,51 @@ def measure(
 ) -> Result:
     """Trains, predicts and (optionally) serves one model."""
     print(f"- {name}: {model.count_params():,} parameters", flush=True)
-    epochs = time_training(model, train[0], args.epochs, args.lock)
+    timer, train_load = time_training(model, train[0], args.epochs, args.lock)
+    predict_seconds, predict_load = time_prediction(
+        model, evaluation[0], args.lock
+    )
     result = Result(
         model=name,
         params=model.count_params(),
-        epoch_seconds=epochs,
+        epoch_seconds=timer.seconds,
+        epoch_start_waits=timer.start_waits,
         train_rows=train[1],
-        predict_seconds=time_prediction(model, evaluation[0], args.lock),
+        predict_seconds=predict_seconds,
         eval_rows=evaluation[1],
     )
-    per_epoch = ", ".join(f"{s:.2f}" for s in epochs)
+    loads = [train_load, predict_load]
     print(
-        f"  epochs {per_epoch} s -> train {result.train_rate:,.0f} ex/s, "
-        f"predict {result.predict_rate:,.0f} ex/s",
+        "  epochs "
+        + ", ".join(
+            f"{s:.2f} s (first batch after {w:.2f} s)"
+            for s, w in zip(timer.seconds, timer.start_waits, strict=True)
+        ),
+        flush=True,
+    )
+    print(
+        f"  train {result.train_rate:,.0f} ex/s (steady "
+        f"{result.steady_train_rate:,.0f}), predict "
+        f"{result.predict_rate:,.0f} ex/s",
         flush=True,
     )
     if serving_features is not None:
-        result.serving = time_serving(model, serving_features, args.lock)
+        result.serving, serving_load = time_serving(
+            model, serving_features, args.lock
+        )
+        loads.append(serving_load)
         for batch, (p50, p99) in result.serving.items():
             print(
                 f"  serving batch {batch}: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
             )
+    result.other_load = _largest(loads)
+    if result.other_load is not None:
+        note = "  <- noisy" if result.other_load > NOISY_LOAD else ""
+        print(
+            f"  CPU used by other processes while timing: up to "
+            f"{result.other_load:.0%}{note}",
+            flush=True,
+        )
     return result
 
 
@@ -458,10 +591,11 @@ def _pair(values: tuple[float, float] | None) -> str:
 def format_table(results: Sequence[Result]) -> str:
     """The throughput table in Markdown: kmtl, the anchors, the ratios."""
     lines = [
-        "| model | train ex/s | predict ex/s | DeepCTR train / predict "
+        "| model | train ex/s | steady train ex/s | predict ex/s "
+        "| DeepCTR train / predict "
         "| torch-rechub train / predict | plain Keras (SPEC) "
-        "| x DeepCTR train | x DeepCTR predict |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| x DeepCTR train | x DeepCTR predict | other load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         anchors = ANCHORS.get(ANCHOR_MODEL.get(r.model, r.model), {})
@@ -472,11 +606,13 @@ def format_table(results: Sequence[Result]) -> str:
                 f"{r.train_rate / deepctr[0]:.2f}",
                 f"{r.predict_rate / deepctr[1]:.2f}",
             )
+        load = "" if r.other_load is None else f"{r.other_load:.0%}"
         lines.append(
-            f"| {r.model} | {_rate(r.train_rate)} | {_rate(r.predict_rate)} "
+            f"| {r.model} | {_rate(r.train_rate)} "
+            f"| {_rate(r.steady_train_rate)} | {_rate(r.predict_rate)} "
             f"| {_pair(deepctr)} | {_pair(anchors.get('torch-rechub'))} "
             f"| {_pair(anchors.get('plain Keras'))} "
-            f"| {ratios[0]} | {ratios[1]} |"
+            f"| {ratios[0]} | {ratios[1]} | {load} |"
         )
     by_name = {r.model: r for r in results}
     if "mmoe" in by_name and KERAS_BASELINE in by_name:
@@ -484,8 +620,9 @@ def format_table(results: Sequence[Result]) -> str:
         lines.append("")
         lines.append(
             "kmtl mmoe / plain Keras MMoE (this run): train "
-            f"{kmtl_mmoe.train_rate / plain.train_rate:.2f}x, predict "
-            f"{kmtl_mmoe.predict_rate / plain.predict_rate:.2f}x"
+            f"{kmtl_mmoe.train_rate / plain.train_rate:.2f}x (steady "
+            f"{kmtl_mmoe.steady_train_rate / plain.steady_train_rate:.2f}x), "
+            f"predict {kmtl_mmoe.predict_rate / plain.predict_rate:.2f}x"
         )
     return "\n".join(lines)
 
@@ -551,6 +688,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--layout", choices=("vector", "per_field"), default="vector"
     )
     parser.add_argument("--metrics", choices=("auc", "none"), default="auc")
+    parser.add_argument(
+        "--pipeline",
+        choices=("kmtl", "prebatched"),
+        default="kmtl",
+        help="kmtl: rows sliced then batched, as kmtl.data.to_dataset; "
+        "prebatched: whole batches sliced (default: %(default)s)",
+    )
     parser.add_argument("--serving", action="store_true")
     parser.add_argument("--keras-baseline", action="store_true")
     parser.add_argument("--lock", default="/tmp/kmtl-bench.lock")
@@ -588,17 +732,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"rows, click rate {train_data.click.mean():.3f}, conversion rate "
         f"{train_data.conversion.mean():.4f}, generated in "
         f"{time.perf_counter() - start:.1f} s; layout {args.layout}, "
-        f"metrics {args.metrics}, batch {BATCH_SIZE}, {args.epochs} epochs"
+        f"metrics {args.metrics}, pipeline {args.pipeline}, batch "
+        f"{BATCH_SIZE}, {args.epochs} epochs"
     )
     spec = make_spec(args.layout, args.metrics)
     train_features = raw_features(train_data, spec)
     eval_features = raw_features(eval_data, spec)
-    eval_ds = make_dataset(eval_features)
+    eval_ds = make_dataset(eval_features, pipeline=args.pipeline)
 
     results: list[Result] = []
     for name in args.models:
         tasks = kmtl.model_tasks(name, spec, **MODEL_HPARAMS[name])
-        train_ds = make_dataset(train_features, train_data, tasks)
+        train_ds = make_dataset(
+            train_features, train_data, tasks, args.pipeline
+        )
         keras.utils.clear_session()
         keras.utils.set_random_seed(0)
         model = build_kmtl(name, spec)
@@ -633,10 +780,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 KERAS_BASELINE,
                 model,
                 (
-                    make_dataset(base_train, train_data, vector_spec.tasks),
+                    make_dataset(
+                        base_train, train_data, vector_spec.tasks, args.pipeline
+                    ),
                     len(train_data),
                 ),
-                (make_dataset(base_eval), len(eval_data)),
+                (
+                    make_dataset(base_eval, pipeline=args.pipeline),
+                    len(eval_data),
+                ),
                 base_eval if args.serving else None,
                 args,
             )
