@@ -1,14 +1,20 @@
-"""SavedModel export for TF Serving, with atomic integer versions.
+"""SavedModel export for TF Serving: signatures, warmup, atomic versions.
 
-TF Serving watches a base path and loads its integer-named subdirectories
-(`base_path/1`, `base_path/2`, ...), the largest one by default. A version
-that appears half written would be loaded half written, so `export` writes
-into a hidden temporary directory beside the target (a name that is not an
-integer, which TF Serving never loads), reloads it, checks that the reloaded
-`serving_default` signature gives the model's own predictions, and only then
-renames it to the next integer version. `os.rename` within one directory is
-atomic on a local filesystem: TF Serving sees either no new version or a
-complete, checked one.
+`export` writes one SavedModel version that TF Serving can load as is:
+
+```
+base_path/<version>/
+  saved_model.pb, variables/       the graph: signatures on raw features
+  assets.extra/feature_spec.json   the FeatureSpec (when known), for clients
+  assets.extra/tf_serving_warmup_requests
+                                   PredictionLogs replayed at load time
+```
+
+The signatures are described in `kmtl.export.signatures`. The version is
+written into a hidden staging directory beside the versions, reloaded, and
+checked signature by signature against the Keras model; only then is it
+renamed to the next integer version (see `kmtl.export.versions`). TF Serving
+sees either no new version or a complete, checked one.
 
 TensorFlow is imported inside the functions, so `import kmtl` keeps working
 on a machine that has Keras and JAX but no TensorFlow; calling `export`
@@ -19,9 +25,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import shutil
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -29,58 +33,100 @@ from typing import Any
 import keras
 import numpy as np
 
+from kmtl.export.sample import synthetic_rows
+from kmtl.export.signatures import Endpoint
+from kmtl.export.signatures import endpoints
+from kmtl.export.versions import latest_version
+from kmtl.export.versions import prune_versions
+from kmtl.export.versions import remove_stale_staging
+from kmtl.export.versions import staging_directory
+from kmtl.export.warmup import ASSETS_EXTRA
+from kmtl.export.warmup import warmup_requests
+from kmtl.export.warmup import write_warmup
+from kmtl.features.encoder import FeatureEncoder
+from kmtl.features.inputs import input_dtype
+from kmtl.features.inputs import input_shape
+from kmtl.features.spec import FeatureSpec
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
-SIGNATURE_KEY = "serving_default"
-"""The signature TF Serving runs when a request names none."""
-
-_VERSION_NAME = re.compile(r"[0-9]+")
-_TMP_PREFIX = ".kmtl-export-"
+SPEC_FILE = "feature_spec.json"
+"""The FeatureSpec of an exported model, under `assets.extra/`."""
 
 
 class ExportVerificationError(RuntimeError):
     """The reloaded SavedModel does not serve what the model predicts.
 
     Raised by `export` when the written SavedModel fails its own check: an
-    output differs from the model's prediction by more than `atol`, an output
-    is missing or extra, or a node of the graph is pinned to an accelerator.
-    The written files are removed before the error propagates.
+    output of some signature differs from the model's prediction by more
+    than `atol`, an output is missing or extra, or a node of the graph is
+    pinned to an accelerator. The written files are removed before the
+    error propagates.
     """
 
 
-def latest_version(base_path: str | os.PathLike) -> int | None:
-    """Returns the largest integer version under a model's base path.
+def find_spec(model: keras.Model) -> FeatureSpec | None:
+    """Returns the FeatureSpec a model was built on, if it carries one.
 
-    Only directories whose whole name is decimal digits count, as in
-    TF Serving; temporary export directories, files and other names are
-    ignored.
+    Models built by `kmtl.build` encode their inputs with a
+    `FeatureEncoder`, which holds the spec; `export` reads it from there.
 
     Args:
-        base_path: str or path. The model's base path, e.g.
-            `saved_models/mmoe`.
+        model: keras.Model.
 
     Returns:
-        The largest version number, or `None` when `base_path` does not
-        exist or holds no version.
+        The spec of the model's `FeatureEncoder` (searched in nested models
+        too), or `None` when it has none.
+
+    Raises:
+        ValueError: if the model holds encoders of different specs.
 
     Example:
 
     ```python
-    kmtl.export.export(model, "saved_models/mmoe")  # saved_models/mmoe/1
-    kmtl.export.latest_version("saved_models/mmoe")  # 1
-    kmtl.export.latest_version("saved_models/none")  # None
+    model = kmtl.build("mmoe", spec)
+    assert kmtl.export.find_spec(model) == spec
     ```
     """
-    base = pathlib.Path(base_path)
-    if not base.is_dir():
+    specs = []
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, FeatureEncoder) and layer.spec not in specs:
+            specs.append(layer.spec)
+        if isinstance(layer, keras.Model):
+            stack.extend(layer.layers)
+    if len(specs) > 1:
+        raise ValueError(
+            f"The model {model.name!r} holds FeatureEncoders of "
+            f"{len(specs)} different specs; pass the serving one as "
+            "`export(..., spec=spec)`."
+        )
+    return specs[0] if specs else None
+
+
+def load_spec(export_dir: str | os.PathLike) -> FeatureSpec | None:
+    """Reads the FeatureSpec written beside an exported model.
+
+    Args:
+        export_dir: str or path. A version directory written by `export`.
+
+    Returns:
+        The `FeatureSpec` of `assets.extra/feature_spec.json`, or `None`
+        when the model was exported without one.
+
+    Example:
+
+    ```python
+    spec = kmtl.export.load_spec("saved_models/mmoe/1")
+    client = kmtl.serving.Client("localhost:8501", "mmoe", spec=spec)
+    ```
+    """
+    path = pathlib.Path(export_dir) / ASSETS_EXTRA / SPEC_FILE
+    if not path.is_file():
         return None
-    versions = [
-        int(child.name)
-        for child in base.iterdir()
-        if _VERSION_NAME.fullmatch(child.name) and child.is_dir()
-    ]
-    return max(versions, default=None)
+    return FeatureSpec.from_json(path.read_text())
 
 
 def serving_input_signature(
@@ -217,28 +263,44 @@ def export(
     model: keras.Model,
     base_path: str | os.PathLike,
     *,
-    sample: dict[str, np.ndarray] | None = None,
+    spec: FeatureSpec | None = None,
+    sample: Any = None,
     atol: float = 1e-5,
+    keep_last: int | None = None,
 ) -> pathlib.Path:
     """Exports a model as the next checked version of a SavedModel.
 
     The SavedModel is written with `keras.export.ExportArchive`, which
     tracks the model (its variables and the lookup tables of
-    `StringLookup`/`Hashing` layers). Its `serving_default` signature takes
-    the raw features, one input per model input named after the feature,
-    and returns `{task: prediction}`; no device is pinned, so the same
-    SavedModel serves on CPU and GPU.
+    `StringLookup`/`Hashing` layers). Its signatures (see
+    `kmtl.export.signatures`):
+
+    - `serving_default`: the raw features, one input per model input named
+      after it, returning `{task: prediction}`;
+    - `scenario_<value>`: one per value of `spec.scenario.values`, without
+      the scenario input (fixed inside the graph);
+    - `examples`: serialized `tf.Example` protos, parsed inside.
+
+    The FeatureSpec is the `spec` argument, or else the one the model was
+    built on (`find_spec`: models of `kmtl.build` carry it); without one, a
+    plain Keras model gets `serving_default` and `examples` only. The spec
+    is written to `assets.extra/feature_spec.json` for clients
+    (`load_spec`), and warmup requests of each signature, built from
+    `sample`, to `assets.extra/tf_serving_warmup_requests`. No device is
+    pinned, so the same SavedModel serves on CPU and GPU.
 
     The version is one more than the largest integer subdirectory of
-    `base_path` (1 when there is none). It is written into a temporary
-    directory beside it, reloaded with `tf.saved_model.load` and run on
-    `sample` (or on `synthetic_inputs(model)`); the outputs must equal the
-    model's own (`model(sample, training=False)`) within `atol`. Only then
-    is the directory renamed to `base_path/<version>`. On any exception the
-    temporary directory is removed, so no partial version is ever visible;
-    existing versions are never modified. Two processes exporting to the
-    same base path at once can both pick the same number; the second rename
-    then fails with `FileExistsError` and leaves nothing behind.
+    `base_path` (1 when there is none). It is written into a hidden staging
+    directory beside it, reloaded with `tf.saved_model.load`, and every
+    signature is run on `sample`: its outputs must equal the model's own
+    (`model(inputs, training=False)`) within `atol`. Only then is the
+    directory renamed to `base_path/<version>`. On any exception the
+    staging directory is removed; a process killed mid-export leaves it
+    hidden, and the next export removes it. Existing versions are never
+    modified; with `keep_last`, the oldest are deleted after the new one is
+    in place. Two processes exporting to the same base path at once can
+    both pick the same number; the second rename then fails with
+    `FileExistsError` and leaves nothing behind.
 
     Args:
         model: keras.Model. A functional model whose inputs are a dict of
@@ -247,73 +309,93 @@ def export(
             by task name.
         base_path: str or path. The model's base path on the local
             filesystem, as given to TF Serving's `--model_base_path`;
-            created if missing.
-        sample: dict of NumPy arrays, or None. A batch of raw features,
-            one array per model input with the model's trailing shape;
-            numbers are cast to the input's dtype when NumPy's `same_kind`
-            rule allows it, strings may be object, `str` or `bytes`
-            arrays. Defaults to `None`: a batch of 2 zeros and empty
-            strings.
+            created if missing. Its last component names the model in the
+            warmup requests.
+        spec: FeatureSpec or None. The model's spec; must match its inputs.
+            Defaults to `None`: `find_spec(model)`.
+        sample: pandas.DataFrame, dict of arrays, or None. Real rows to
+            check the signatures on and to build the warmup requests from
+            (the first 8 rows). A DataFrame is converted with
+            `kmtl.data.features_from_dataframe` (it needs a spec); in a
+            dict, numbers are cast to the input's dtype when NumPy's
+            `same_kind` rule allows it and strings may be object, `str` or
+            `bytes` arrays. Defaults to `None`: `synthetic_rows(spec)` with
+            a spec, else a batch of 2 zeros and empty strings.
         atol: float. The largest absolute difference allowed between the
             served and the model's predictions. Defaults to `1e-5`.
+        keep_last: int or None. After a successful export, delete all but
+            the newest `keep_last` versions (never the new one). Defaults
+            to `None`: keep every version.
 
     Returns:
         The path of the new version directory, `base_path/<version>`.
 
     Raises:
         ValueError: if the model's inputs or outputs are not dicts as
-            described, an input is named unlike its key, or `sample` lacks
-            a feature, has one the model does not take, or has a value of
-            the wrong dtype or shape.
-        ExportVerificationError: if the reloaded SavedModel serves
-            outputs that differ from the model's, or pins a node to an
+            described, an input is named unlike its key, the spec does not
+            match the inputs, `keep_last` is not a positive int, or
+            `sample` lacks a feature, has one the model does not take, or
+            has a value of the wrong dtype or shape.
+        ExportVerificationError: if a reloaded signature serves outputs
+            that differ from the model's, or a node is pinned to an
             accelerator.
 
     Example:
 
     ```python
-    inputs = {
-        "user_id": keras.Input((1,), dtype="int64", name="user_id"),
-        "price": keras.Input((3,), dtype="float32", name="price"),
-    }
-    x = keras.layers.Flatten()(
-        keras.layers.Embedding(100, 8)(inputs["user_id"])
-    )
-    x = keras.layers.Concatenate()([x, inputs["price"]])
-    outputs = {
-        "ctr": keras.layers.Dense(1, "sigmoid", name="ctr")(x),
-        "cvr": keras.layers.Dense(1, "sigmoid", name="cvr")(x),
-    }
-    model = keras.Model(inputs, outputs)
-    path = kmtl.export.export(model, "saved_models/demo")
-    # saved_models/demo/1; serve it with
-    # tensorflow_model_server --model_name=demo \\
-    #     --model_base_path=$PWD/saved_models/demo
-    served = tf.saved_model.load(str(path)).signatures["serving_default"]
-    served(user_id=tf.constant([[3]], tf.int64),
-           price=tf.constant([[1.0, 2.0, 3.0]]))
-    # {'ctr': <tf.Tensor shape=(1, 1)>, 'cvr': <tf.Tensor shape=(1, 1)>}
+    model = kmtl.build("mmoe", spec)
+    model.fit(kmtl.data.to_dataset(train_df, spec), epochs=3)
+    path = kmtl.export(model, "saved_models/mmoe", sample=train_df[:64],
+                       keep_last=3)
+    # saved_models/mmoe/1; serve it with
+    # tensorflow_model_server --model_name=mmoe \\
+    #     --model_base_path=$PWD/saved_models/mmoe
+    served = tf.saved_model.load(str(path)).signatures["scenario_home"]
     ```
     """
     signature = serving_input_signature(model)
     _, output_names = _model_structure(model)
-    if sample is None:
-        sample = synthetic_inputs(model)
-    features = _sample_tensors(sample, signature)
+    if keep_last is not None and (
+        isinstance(keep_last, bool)
+        or not isinstance(keep_last, int)
+        or keep_last < 1
+    ):
+        raise ValueError(
+            "`keep_last` must be a positive int or None. "
+            f"Received: keep_last={keep_last!r}"
+        )
+    spec = find_spec(model) if spec is None else spec
+    if spec is not None:
+        _check_spec(spec, signature)
+    features = _sample_arrays(sample, spec, model, signature)
+    served_by = endpoints(model, signature, spec)
     expected = {
-        name: np.asarray(value)
-        for name, value in model(features, training=False).items()
+        name: _predict(model, endpoint.model_inputs(features), signature)
+        for name, endpoint in served_by.items()
     }
 
     base = pathlib.Path(base_path)
     base.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(base)
     version = (latest_version(base) or 0) + 1
     target = base / str(version)
-    staging = base / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex}"
+    staging = staging_directory(base)
     try:
-        _write(model, signature, staging)
+        _write(model, served_by, staging)
         _check_device_pins(staging)
-        _check_served(staging, features, expected, output_names, atol)
+        _check_served(
+            staging, served_by, features, expected, output_names, atol
+        )
+        if spec is not None:
+            (staging / ASSETS_EXTRA).mkdir(exist_ok=True)
+            (staging / ASSETS_EXTRA / SPEC_FILE).write_text(
+                spec.to_json(indent=2)
+            )
+        requests = {
+            name: endpoint.request(features)
+            for name, endpoint in served_by.items()
+        }
+        write_warmup(staging, warmup_requests(base.resolve().name, requests))
         if target.exists():
             raise FileExistsError(
                 f"Version directory {target} appeared while exporting "
@@ -324,6 +406,8 @@ def export(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if keep_last is not None:
+        prune_versions(base, keep_last, protect=version)
     return target
 
 
@@ -375,6 +459,75 @@ def _model_structure(
             f"Received: outputs of type {type(outputs).__name__}"
         )
     return dict(inputs), list(outputs)
+
+
+def _check_spec(spec: FeatureSpec, signature: dict[str, tf.TensorSpec]) -> None:
+    """Raises a `ValueError` naming the first input the spec disagrees on."""
+    if not isinstance(spec, FeatureSpec):
+        raise ValueError(
+            f"`spec` must be a FeatureSpec or None. Received: {spec!r}"
+        )
+    names = spec.input_names
+    missing = [n for n in names if n not in signature]
+    extra = [n for n in signature if n not in names]
+    if missing or extra:
+        raise ValueError(
+            "The FeatureSpec does not match the model's inputs: the spec "
+            f"has {missing} that the model does not take, and the model "
+            f"takes {extra} that the spec lacks."
+        )
+    for name in names:
+        want = (input_dtype(spec, name), input_shape(spec, name))
+        got = (signature[name].dtype.name, tuple(signature[name].shape[1:]))
+        if want != got:
+            raise ValueError(
+                f"Feature {name!r}: the spec declares dtype {want[0]} and "
+                f"per-example shape {want[1]}; the model input has dtype "
+                f"{got[0]} and shape {got[1]}."
+            )
+
+
+def _sample_arrays(
+    sample: Any,
+    spec: FeatureSpec | None,
+    model: keras.Model,
+    signature: dict[str, tf.TensorSpec],
+) -> dict[str, np.ndarray]:
+    """The export sample as checked arrays of the signature's dtypes."""
+    if sample is None:
+        if spec is not None:
+            sample = synthetic_rows(spec)
+        else:
+            sample = synthetic_inputs(model)
+    elif hasattr(sample, "columns"):
+        from kmtl.data.pandas import features_from_dataframe
+
+        if spec is None:
+            raise ValueError(
+                "A DataFrame `sample` needs the model's FeatureSpec to "
+                "convert its columns; pass `spec=`, or a dict of arrays."
+            )
+        sample = features_from_dataframe(sample, spec)
+    tensors = _sample_tensors(sample, signature)
+    return {name: tensor.numpy() for name, tensor in tensors.items()}
+
+
+def _predict(
+    model: keras.Model,
+    features: dict[str, np.ndarray],
+    signature: dict[str, tf.TensorSpec],
+) -> dict[str, np.ndarray]:
+    """The model's own outputs on a batch, as NumPy arrays."""
+    import tensorflow as tf
+
+    inputs = {
+        name: tf.constant(value, dtype=signature[name].dtype)
+        for name, value in features.items()
+    }
+    return {
+        name: np.asarray(value)
+        for name, value in model(inputs, training=False).items()
+    }
 
 
 def _sample_tensors(
@@ -443,17 +596,16 @@ def _sample_tensors(
 
 def _write(
     model: keras.Model,
-    signature: dict[str, tf.TensorSpec],
+    served_by: dict[str, Endpoint],
     directory: pathlib.Path,
 ) -> None:
-    """Writes the SavedModel with its `serving_default` endpoint."""
-
-    def serve(features):
-        return dict(model(features, training=False))
-
+    """Writes the SavedModel with one signature per endpoint."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=[signature])
+    for name, endpoint in served_by.items():
+        archive.add_endpoint(
+            name, endpoint.function, input_signature=[endpoint.input_signature]
+        )
     archive.write_out(str(directory), verbose=False)
 
 
@@ -477,38 +629,64 @@ def _check_device_pins(directory: pathlib.Path) -> None:
 
 def _check_served(
     directory: pathlib.Path,
-    features: dict[str, tf.Tensor],
+    served_by: dict[str, Endpoint],
+    features: dict[str, np.ndarray],
+    expected: dict[str, dict[str, np.ndarray]],
+    output_names: list[str],
+    atol: float,
+) -> None:
+    """Reloads the SavedModel and runs every signature on `features`."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(directory))
+    for signature_name, endpoint in served_by.items():
+        if signature_name not in loaded.signatures:
+            raise ExportVerificationError(
+                f"The reloaded SavedModel has no signature {signature_name!r}"
+                f"; it has {sorted(loaded.signatures)}."
+            )
+        request = endpoint.request(features)
+        served = loaded.signatures[signature_name](
+            **{name: tf.constant(value) for name, value in request.items()}
+        )
+        _compare(
+            signature_name,
+            served,
+            expected[signature_name],
+            output_names,
+            atol,
+        )
+
+
+def _compare(
+    signature_name: str,
+    served: Mapping[str, Any],
     expected: dict[str, np.ndarray],
     output_names: list[str],
     atol: float,
 ) -> None:
-    """Reloads the SavedModel and compares its outputs with `expected`."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(directory))
-    served = loaded.signatures[SIGNATURE_KEY](**features)
+    """Raises `ExportVerificationError` where `served` is not `expected`."""
+    where = f"signature {signature_name!r} of the reloaded SavedModel"
     if set(served) != set(output_names):
         raise ExportVerificationError(
-            f"The reloaded {SIGNATURE_KEY!r} signature returns outputs "
-            f"{sorted(served)}; the model's outputs are "
-            f"{sorted(output_names)}."
+            f"The {where} returns outputs {sorted(served)}; the model's "
+            f"outputs are {sorted(output_names)}."
         )
     for name in output_names:
         got = np.asarray(served[name], dtype=np.float64)
         want = expected[name].astype(np.float64)
         if got.shape != want.shape:
             raise ExportVerificationError(
-                f"Output {name!r} of the reloaded SavedModel has shape "
-                f"{got.shape}; the model predicts shape {want.shape}."
+                f"Output {name!r} of the {where} has shape {got.shape}; the "
+                f"model predicts shape {want.shape}."
             )
         close = np.isclose(got, want, rtol=0.0, atol=atol, equal_nan=True)
         if not close.all():
             worst = np.max(np.abs(got - want)[~close])
             raise ExportVerificationError(
-                f"Output {name!r} of the reloaded SavedModel differs from "
-                f"the model's prediction by up to {worst:.3g} in "
-                f"{int((~close).sum())} of {close.size} values "
-                f"(atol={atol:g}). The exported graph does not compute what "
-                "the model computes; look for layers that behave "
-                "differently when traced into a graph."
+                f"Output {name!r} of the {where} differs from the model's "
+                f"prediction by up to {worst:.3g} in {int((~close).sum())} "
+                f"of {close.size} values (atol={atol:g}). The exported graph "
+                "does not compute what the model computes; look for layers "
+                "that behave differently when traced into a graph."
             )

@@ -329,7 +329,8 @@ def test_failed_reload_leaves_no_version_and_no_temp(
 
 
 class _SkewedSignatures:
-    """A reloaded SavedModel whose `cvr` output is off by `shift`."""
+    """A reloaded SavedModel whose `cvr` output is off by `shift` in every
+    signature."""
 
     def __init__(self, loaded, shift):
         self._loaded = loaded
@@ -337,14 +338,18 @@ class _SkewedSignatures:
 
     @property
     def signatures(self):
-        real = self._loaded.signatures["serving_default"]
+        return {
+            name: self._skewed(real)
+            for name, real in self._loaded.signatures.items()
+        }
 
+    def _skewed(self, real):
         def serve(**features):
             outputs = dict(real(**features))
             outputs["cvr"] = outputs["cvr"] + self._shift
             return outputs
 
-        return {"serving_default": serve}
+        return serve
 
 
 def test_reload_that_serves_other_numbers_is_rejected(

@@ -1,0 +1,185 @@
+"""The serving signatures of an exported model: the serving contract.
+
+Every signature returns the same outputs, `{task: prediction}` with shape
+`[batch, ...]` (float32 `[batch, 1]` for binary and regression tasks):
+
+- `serving_default`: one input per raw feature (and scenario column), named
+  after it, with the dtype and shape of its `keras.Input`;
+- `scenario_<value>`: one per named scenario value (`ScenarioSpec.values`),
+  only when the spec has a scenario: the same inputs less the scenario
+  column, which the graph fills with that scenario's index;
+- `examples`: one input `examples`, a string tensor `[batch]` of serialized
+  `tf.Example` protos, parsed inside the graph (see `kmtl.export.examples`).
+
+An `Endpoint` pairs each signature's function with how a batch of raw
+features becomes its request and which inputs the Keras model sees for it,
+so export checks, warmup requests and tests treat every signature alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+import keras
+import numpy as np
+
+from kmtl.export.examples import EXAMPLES_KEY
+from kmtl.export.examples import parse_examples
+from kmtl.export.examples import serialize_examples
+from kmtl.features.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+SIGNATURE_KEY = "serving_default"
+"""The signature TF Serving runs when a request names none."""
+
+SCENARIO_PREFIX = "scenario_"
+"""Prefix of the per-scenario signatures: `scenario_<value>`."""
+
+
+def scenario_signature_key(value: str) -> str:
+    """The signature name of a scenario value: `"scenario_" + value`.
+
+    Args:
+        value: str. A name from `ScenarioSpec.values`.
+
+    Returns:
+        The signature key, e.g. `"scenario_home"`.
+    """
+    return f"{SCENARIO_PREFIX}{value}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One signature: its function, inputs, and request of a raw batch.
+
+    Attributes:
+        name: str. The signature key.
+        function: callable. Takes the signature's inputs (a dict, or the
+            string tensor of `examples`) and returns `{task: tensor}`.
+        input_signature: dict name -> `tf.TensorSpec`, or one
+            `tf.TensorSpec` for `examples`.
+        request: callable. Raw feature batch (dict of arrays) -> the
+            signature's inputs for the same rows (dict of arrays).
+        model_inputs: callable. Raw feature batch -> what the Keras model
+            sees when the signature serves that batch.
+    """
+
+    name: str
+    function: Callable[[Any], dict[str, Any]]
+    input_signature: Any
+    request: Callable[[Mapping[str, Any]], dict[str, np.ndarray]]
+    model_inputs: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def endpoints(
+    model: keras.Model,
+    signature: Mapping[str, tf.TensorSpec],
+    spec: FeatureSpec | None = None,
+) -> dict[str, Endpoint]:
+    """Returns the serving endpoints of a model, keyed by signature name.
+
+    Args:
+        model: keras.Model. A functional model with dict inputs and outputs.
+        signature: dict name -> `tf.TensorSpec`. The model inputs
+            (`serving_input_signature(model)`).
+        spec: FeatureSpec or None. With a scenario, adds one signature per
+            scenario value; marks sequences for `examples`. Defaults to
+            `None`: `serving_default` and `examples` only.
+
+    Returns:
+        dict name -> `Endpoint`: `serving_default`, then `scenario_<value>`
+        in scenario-index order, then `examples`.
+
+    Example:
+
+    ```python
+    eps = kmtl.export.endpoints(model, serving_input_signature(model), spec)
+    list(eps)  # ['serving_default', 'scenario_home', ..., 'examples']
+    ```
+    """
+    import tensorflow as tf
+
+    signature = dict(signature)
+
+    def serve(features):
+        return dict(model(features, training=False))
+
+    result = {
+        SIGNATURE_KEY: Endpoint(
+            SIGNATURE_KEY, serve, signature, _as_arrays, _as_arrays
+        )
+    }
+    scenario = spec.scenario if spec is not None else None
+    if scenario is not None:
+        for index, value in enumerate(scenario.values):
+            endpoint = _scenario_endpoint(
+                model, signature, scenario.name, index
+            )
+            result[endpoint.name] = dataclasses.replace(
+                endpoint, name=scenario_signature_key(value)
+            )
+
+    def serve_examples(examples):
+        return serve(parse_examples(examples, signature, spec))
+
+    def examples_request(features):
+        protos = serialize_examples(_as_arrays(features), spec)
+        return {EXAMPLES_KEY: np.asarray(protos, dtype=object)}
+
+    result[EXAMPLES_KEY] = Endpoint(
+        EXAMPLES_KEY,
+        serve_examples,
+        tf.TensorSpec([None], tf.string, name=EXAMPLES_KEY),
+        examples_request,
+        _as_arrays,
+    )
+    return result
+
+
+def _scenario_endpoint(
+    model: keras.Model,
+    signature: dict[str, tf.TensorSpec],
+    column: str,
+    index: int,
+) -> Endpoint:
+    """An endpoint that serves scenario `index` with `column` removed."""
+    import tensorflow as tf
+
+    column_spec = signature[column]
+    others = {k: v for k, v in signature.items() if k != column}
+    if not others:
+        raise ValueError(
+            f"The scenario column {column!r} is the model's only input; a "
+            "scenario signature would take no input to size the batch."
+        )
+    trailing = list(column_spec.shape[1:])
+
+    def serve(features):
+        batch = tf.shape(next(iter(features.values())))[:1]
+        filled = tf.fill(
+            tf.concat([batch, tf.constant(trailing, tf.int32)], axis=0),
+            tf.constant(index, column_spec.dtype),
+        )
+        return dict(model({**features, column: filled}, training=False))
+
+    def request(features):
+        return {k: v for k, v in _as_arrays(features).items() if k != column}
+
+    def model_inputs(features):
+        arrays = _as_arrays(features)
+        rows = len(next(iter(arrays.values())))
+        shape = (rows, *trailing)
+        dtype = column_spec.dtype.as_numpy_dtype
+        return {**arrays, column: np.full(shape, index, dtype=dtype)}
+
+    return Endpoint(column, serve, others, request, model_inputs)
+
+
+def _as_arrays(features: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {name: np.asarray(value) for name, value in features.items()}
