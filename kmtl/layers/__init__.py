@@ -4,10 +4,14 @@ from kmtl.features.encoder import FeatureEncoder
 from kmtl.layers.cgc import CGCLayer
 from kmtl.layers.cross import CrossNet
 from kmtl.layers.experts import Experts
+from kmtl.layers.gate_nu import GateNU
 from kmtl.layers.gates import MixtureGate
+from kmtl.layers.lhuc import LHUC
 from kmtl.layers.mlp import MLP
 from kmtl.layers.mmoe import MMoELayer
+from kmtl.layers.partitioned_normalization import PartitionedNormalization
 from kmtl.layers.shared_bottom import SharedBottomLayer
+from kmtl.layers.star_dense import STARDense
 from kmtl.layers.switcher import SWITCHER_NAMES
 from kmtl.layers.switcher import Switcher
 from kmtl.layers.switcher import get_switcher
@@ -17,9 +21,13 @@ __all__ = [
     "CrossNet",
     "Experts",
     "FeatureEncoder",
+    "GateNU",
+    "LHUC",
     "MLP",
     "MMoELayer",
     "MixtureGate",
+    "PartitionedNormalization",
+    "STARDense",
     "SWITCHER_NAMES",
     "SharedBottomLayer",
     "Switcher",

@@ -1,0 +1,174 @@
+import keras
+import numpy as np
+import pytest
+
+from kmtl.layers import PartitionedNormalization
+from kmtl.testing import run_layer_test
+
+EPS = 1e-3
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _random_affine(layer, rng):
+    for weight in (
+        layer.gamma,
+        layer.beta,
+        layer.scenario_gamma,
+        layer.scenario_beta,
+    ):
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+
+
+def _affine(layer, ids):
+    scale = _np(layer.gamma) * _np(layer.scenario_gamma)[ids]
+    shift = _np(layer.beta) + _np(layer.scenario_beta)[ids]
+    return scale, shift
+
+
+class TestPartitionedNormalization:
+    def setup_method(self):
+        rng = np.random.default_rng(0)
+        self.x = rng.normal(size=(8, 4)).astype("float32")
+        self.ids = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype="int32")
+
+    def test_layer_battery(self):
+        run_layer_test(
+            PartitionedNormalization,
+            init_kwargs={"num_scenarios": 3, "momentum": 0.9},
+            input_data=[self.x, self.ids],
+            expected_output_shape=(8, 4),
+            # gamma, beta, scenario_gamma, scenario_beta; moving stats.
+            expected_num_trainable_weights=4,
+            expected_num_non_trainable_weights=2,
+        )
+
+    def test_training_output_uses_per_scenario_batch_statistics(self):
+        layer = PartitionedNormalization(num_scenarios=4)
+        layer.build([(None, 4), (None,)])
+        _random_affine(layer, np.random.default_rng(1))
+        out = _np(layer([self.x, self.ids], training=True))
+        scale, shift = _affine(layer, self.ids)
+        expected = np.empty_like(self.x)
+        for p in np.unique(self.ids):
+            rows = self.ids == p
+            mean = self.x[rows].mean(0)
+            var = self.x[rows].var(0)
+            expected[rows] = (self.x[rows] - mean) / np.sqrt(var + EPS)
+        expected = expected * scale + shift
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+    def test_training_updates_moving_statistics_of_present_scenarios(self):
+        layer = PartitionedNormalization(num_scenarios=4, momentum=0.9)
+        ids = np.array([0, 1, 0, 1, 0, 2], dtype="int32")  # 3 alone, 2 once
+        x = self.x[:6]
+        layer([x, ids], training=True)
+        mean, var = _np(layer.moving_mean), _np(layer.moving_variance)
+        for p in (0, 1):
+            rows = ids == p
+            np.testing.assert_allclose(
+                mean[p], 0.1 * x[rows].mean(0), rtol=1e-5, atol=1e-6
+            )
+            np.testing.assert_allclose(
+                var[p], 0.9 + 0.1 * x[rows].var(0, ddof=1), rtol=1e-5
+            )
+        # One example: the mean moves, the variance (undefined) does not.
+        np.testing.assert_allclose(mean[2], 0.1 * x[5], rtol=1e-5)
+        np.testing.assert_array_equal(var[2], 1.0)
+        # Absent scenario: unchanged.
+        np.testing.assert_array_equal(mean[3], 0.0)
+        np.testing.assert_array_equal(var[3], 1.0)
+
+    def test_inference_output_does_not_depend_on_the_batch(self):
+        rng = np.random.default_rng(2)
+        layer = PartitionedNormalization(num_scenarios=3)
+        layer.build([(None, 4), (None,)])
+        _random_affine(layer, rng)
+        layer.moving_mean.assign(rng.normal(size=(3, 4)))
+        layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=(3, 4)))
+        one = _np(layer([self.x[:1], self.ids[:1]]))
+        scale, shift = _affine(layer, self.ids[:1])
+        mean = _np(layer.moving_mean)[0]
+        var = _np(layer.moving_variance)[0]
+        np.testing.assert_allclose(
+            one,
+            (self.x[:1] - mean) / np.sqrt(var + EPS) * scale + shift,
+            rtol=1e-5,
+        )
+        for batch in (
+            [0, 1, 2, 3],
+            [0, 4, 5, 6, 7],
+            [0] * 5,
+        ):
+            out = _np(layer([self.x[batch], self.ids[batch]], training=False))
+            np.testing.assert_allclose(out[:1], one, rtol=1e-6, atol=1e-6)
+
+    def test_moving_statistics_converge_in_fit(self):
+        rng = np.random.default_rng(3)
+        n, num = 4096, 3
+        true_mean = np.array([[-2.0, 0.0], [1.0, 3.0], [4.0, -1.0]])
+        true_std = np.array([[0.5, 1.0], [2.0, 0.3], [1.0, 1.5]])
+        ids = rng.integers(0, num, size=n).astype("int32")
+        x = rng.normal(size=(n, 2)) * true_std[ids] + true_mean[ids]
+        x_in = keras.Input(shape=(2,))
+        s_in = keras.Input(shape=(), dtype="int32")
+        layer = PartitionedNormalization(num_scenarios=num, momentum=0.9)
+        model = keras.Model(
+            [x_in, s_in], keras.layers.Dense(1)(layer([x_in, s_in]))
+        )
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(
+            [x.astype("float32"), ids],
+            np.zeros((n, 1)),
+            batch_size=128,
+            epochs=2,
+            verbose=0,
+        )
+        np.testing.assert_allclose(_np(layer.moving_mean), true_mean, atol=0.15)
+        np.testing.assert_allclose(
+            _np(layer.moving_variance), true_std**2, rtol=0.2
+        )
+
+    def test_scenario_of_shape_b1(self):
+        layer = PartitionedNormalization(num_scenarios=3)
+        flat = _np(layer([self.x, self.ids]))
+        column = _np(layer([self.x, self.ids[:, None]]))
+        np.testing.assert_array_equal(flat, column)
+
+    @pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="ids are checked in the graph on TensorFlow only",
+    )
+    def test_out_of_range_scenario_is_an_error(self):
+        layer = PartitionedNormalization(num_scenarios=2)
+        with pytest.raises(Exception, match=r"must hold ids in \[0, 2\)"):
+            layer([self.x, self.ids], training=True)
+
+    def test_single_input_is_rejected(self):
+        layer = PartitionedNormalization(num_scenarios=2)
+        with pytest.raises(ValueError, match=r"two inputs, `\[x, scenario\]`"):
+            layer(self.x)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (
+                {"num_scenarios": 0},
+                "`num_scenarios` must be a positive integer. "
+                "Received: num_scenarios=0",
+            ),
+            (
+                {"num_scenarios": 2, "momentum": 1.0},
+                "`momentum` must be .*Received: momentum=1.0",
+            ),
+            (
+                {"num_scenarios": 2, "epsilon": 0.0},
+                "`epsilon` must be .*Received: epsilon=0.0",
+            ),
+        ],
+    )
+    def test_invalid_args(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            PartitionedNormalization(**kwargs)
