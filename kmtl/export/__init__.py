@@ -19,7 +19,7 @@ from kmtl.export.signatures import Endpoint
 from kmtl.export.signatures import endpoints
 from kmtl.export.signatures import scenario_signature_key
 from kmtl.export.versions import latest_version
-from kmtl.export.versions import versions
+from kmtl.export.versions import list_versions
 from kmtl.export.warmup import ASSETS_EXTRA
 from kmtl.export.warmup import WARMUP_FILE
 from kmtl.export.warmup import predict_request
@@ -50,6 +50,6 @@ __all__ = [
     "serving_input_signature",
     "synthetic_inputs",
     "synthetic_rows",
-    "versions",
+    "list_versions",
     "warmup_requests",
 ]

@@ -118,11 +118,9 @@ def endpoints(
     scenario = spec.scenario if spec is not None else None
     if scenario is not None:
         for index, value in enumerate(scenario.values):
-            endpoint = _scenario_endpoint(
-                model, signature, scenario.name, index
-            )
-            result[endpoint.name] = dataclasses.replace(
-                endpoint, name=scenario_signature_key(value)
+            name = scenario_signature_key(value)
+            result[name] = _scenario_endpoint(
+                model, signature, scenario.name, index, name
             )
 
     def serve_examples(examples):
@@ -147,6 +145,7 @@ def _scenario_endpoint(
     signature: dict[str, tf.TensorSpec],
     column: str,
     index: int,
+    name: str,
 ) -> Endpoint:
     """An endpoint that serves scenario `index` with `column` removed."""
     import tensorflow as tf
@@ -178,7 +177,7 @@ def _scenario_endpoint(
         dtype = column_spec.dtype.as_numpy_dtype
         return {**arrays, column: np.full(shape, index, dtype=dtype)}
 
-    return Endpoint(column, serve, others, request, model_inputs)
+    return Endpoint(name, serve, others, request, model_inputs)
 
 
 def _as_arrays(features: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -47,10 +47,10 @@ def latest_version(base_path: str | os.PathLike) -> int | None:
     kmtl.export.latest_version("saved_models/none")  # None
     ```
     """
-    return max(versions(base_path), default=None)
+    return max(list_versions(base_path), default=None)
 
 
-def versions(base_path: str | os.PathLike) -> list[int]:
+def list_versions(base_path: str | os.PathLike) -> list[int]:
     """Returns the integer versions under a base path, in increasing order.
 
     Args:
@@ -131,7 +131,7 @@ def prune_versions(
             f"`keep_last` must be at least 1. Received: keep_last={keep_last}"
         )
     base = pathlib.Path(base_path)
-    existing = versions(base)
+    existing = list_versions(base)
     doomed = existing[: max(0, len(existing) - keep_last)]
     deleted = []
     for version in doomed:
