@@ -74,6 +74,38 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_config(args: argparse.Namespace) -> int:
+    from kmtl.serving.config import Batching
+    from kmtl.serving.config import describe
+    from kmtl.serving.config import write_serving_config
+
+    models = {}
+    for item in args.models:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = os.path.basename(os.path.normpath(item)), item
+        models[name] = path
+    try:
+        config = write_serving_config(
+            args.out,
+            models,
+            version_policy=args.version_policy,
+            batching=Batching(
+                max_batch_size=args.max_batch_size,
+                batch_timeout_micros=args.batch_timeout_micros,
+                num_batch_threads=args.num_batch_threads or os.cpu_count() or 1,
+                max_enqueued_batches=args.max_enqueued_batches,
+            ),
+            grpc_port=args.grpc_port,
+            rest_port=args.rest_port,
+        )
+    except ValueError as err:
+        print(f"kmtl serve-config: error: {err}", file=sys.stderr)
+        return 2
+    print(describe(config))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kmtl` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -100,6 +132,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--export", help="base directory of the versioned SavedModel"
     )
     train.set_defaults(run=_train)
+    serve = commands.add_parser(
+        "serve-config",
+        help="write TF Serving's models.config and batching parameters for "
+        "exported models, and print the server and docker commands",
+    )
+    serve.add_argument(
+        "models",
+        nargs="+",
+        help="base path of a model's versions, as NAME=PATH or PATH "
+        "(named after its directory)",
+    )
+    serve.add_argument("--out", default="serving", help="config directory")
+    serve.add_argument(
+        "--version-policy",
+        default="latest",
+        help="latest, latest:N, all or specific:V1,V2 (default: latest)",
+    )
+    serve.add_argument("--max-batch-size", type=int, default=256)
+    serve.add_argument("--batch-timeout-micros", type=int, default=1000)
+    serve.add_argument(
+        "--num-batch-threads", type=int, help="default: the CPU cores"
+    )
+    serve.add_argument("--max-enqueued-batches", type=int, default=100)
+    serve.add_argument("--grpc-port", type=int, default=8500)
+    serve.add_argument("--rest-port", type=int, default=8501)
+    serve.set_defaults(run=_serve_config)
     args = parser.parse_args(argv)
     return args.run(args)
 
