@@ -1,4 +1,8 @@
-"""Export to TF Serving: SavedModel signatures, warmup, atomic versions."""
+"""Export to TF Serving: SavedModel signatures, warmup, atomic versions.
+
+`kmtl.export` at the top level of `kmtl` is the `export` function; import
+the helpers from this package: `from kmtl.export import load_spec`.
+"""
 
 from kmtl.export.examples import EXAMPLES_KEY
 from kmtl.export.examples import feature_description

@@ -74,7 +74,7 @@ def feature_description(
 
     Args:
         signature: dict name -> `tf.TensorSpec`. The model inputs, as
-            `kmtl.export.serving_input_signature(model)` returns them.
+            `serving_input_signature(model)` returns them.
         spec: FeatureSpec or None. Marks which inputs are sequences (parsed
             as variable-length lists and padded). Defaults to `None`: every
             input is a required fixed-length feature.
@@ -85,8 +85,8 @@ def feature_description(
     Example:
 
     ```python
-    description = kmtl.export.feature_description(
-        kmtl.export.serving_input_signature(model), spec
+    description = feature_description(
+        serving_input_signature(model), spec
     )
     description["price"]  # FixedLenFeature(shape=(), dtype=tf.float32, ...)
     ```
@@ -125,9 +125,9 @@ def parse_examples(
     Example:
 
     ```python
-    features = kmtl.export.parse_examples(
-        tf.constant(kmtl.export.serialize_examples(batch, spec)),
-        kmtl.export.serving_input_signature(model),
+    features = parse_examples(
+        tf.constant(serialize_examples(batch, spec)),
+        serving_input_signature(model),
         spec,
     )
     ```
@@ -175,7 +175,7 @@ def serialize_examples(
 
     ```python
     batch = kmtl.data.features_from_dataframe(df[:2], spec)
-    protos = kmtl.export.serialize_examples(batch, spec)
+    protos = serialize_examples(batch, spec)
     served = loaded.signatures["examples"](examples=tf.constant(protos))
     ```
     """

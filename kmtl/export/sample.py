@@ -41,7 +41,7 @@ def synthetic_rows(
     Example:
 
     ```python
-    rows = kmtl.export.synthetic_rows(spec, 4)
+    rows = synthetic_rows(spec, 4)
     model.predict_on_batch({k: tf.constant(v) for k, v in rows.items()})
     ```
     """

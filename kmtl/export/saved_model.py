@@ -86,7 +86,7 @@ def find_spec(model: keras.Model) -> FeatureSpec | None:
 
     ```python
     model = kmtl.build("mmoe", spec)
-    assert kmtl.export.find_spec(model) == spec
+    assert find_spec(model) == spec
     ```
     """
     specs = []
@@ -119,7 +119,7 @@ def load_spec(export_dir: str | os.PathLike) -> FeatureSpec | None:
     Example:
 
     ```python
-    spec = kmtl.export.load_spec("saved_models/mmoe/1")
+    spec = load_spec("saved_models/mmoe/1")
     client = kmtl.serving.Client("localhost:8501", "mmoe", spec=spec)
     ```
     """
@@ -156,7 +156,7 @@ def serving_input_signature(
     ```python
     inputs = {"user_id": keras.Input((1,), dtype="int64", name="user_id")}
     ...
-    kmtl.export.serving_input_signature(model)
+    serving_input_signature(model)
     # {'user_id': TensorSpec(shape=(None, 1), dtype=tf.int64,
     #                        name='user_id')}
     ```
@@ -196,7 +196,7 @@ def synthetic_inputs(
     Example:
 
     ```python
-    batch = kmtl.export.synthetic_inputs(model, batch_size=3)
+    batch = synthetic_inputs(model, batch_size=3)
     batch["country"]  # array([[''], [''], ['']], dtype=object)
     ```
     """
@@ -236,7 +236,7 @@ def device_pins(export_dir: str | os.PathLike) -> dict[str, str]:
     Example:
 
     ```python
-    pins = kmtl.export.device_pins("saved_models/mmoe/1")
+    pins = device_pins("saved_models/mmoe/1")
     {tf.DeviceSpec.from_string(d).device_type for d in pins.values()}
     # {'CPU'}
     ```

@@ -99,7 +99,7 @@ def endpoints(
     Example:
 
     ```python
-    eps = kmtl.export.endpoints(model, serving_input_signature(model), spec)
+    eps = endpoints(model, serving_input_signature(model), spec)
     list(eps)  # ['serving_default', 'scenario_home', ..., 'examples']
     ```
     """

@@ -43,8 +43,8 @@ def latest_version(base_path: str | os.PathLike) -> int | None:
 
     ```python
     kmtl.export(model, "saved_models/mmoe")  # saved_models/mmoe/1
-    kmtl.export.latest_version("saved_models/mmoe")  # 1
-    kmtl.export.latest_version("saved_models/none")  # None
+    latest_version("saved_models/mmoe")  # 1
+    latest_version("saved_models/none")  # None
     ```
     """
     return max(list_versions(base_path), default=None)

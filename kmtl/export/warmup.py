@@ -45,7 +45,7 @@ def predict_request(
     Example:
 
     ```python
-    request = kmtl.export.predict_request(
+    request = predict_request(
         "mmoe", "serving_default", {"price": np.array([1.0], "float32")}
     )
     ```
@@ -89,7 +89,7 @@ def warmup_requests(
     Example:
 
     ```python
-    logs = kmtl.export.warmup_requests(
+    logs = warmup_requests(
         "mmoe", {"serving_default": batch}, batch_sizes=(1, 4)
     )
     ```
@@ -142,7 +142,7 @@ def read_warmup(export_dir: str | os.PathLike) -> list[Any]:
     Example:
 
     ```python
-    for log in kmtl.export.read_warmup("saved_models/mmoe/1"):
+    for log in read_warmup("saved_models/mmoe/1"):
         request = log.predict_log.request
         print(request.model_spec.signature_name, list(request.inputs))
     ```

@@ -5,7 +5,7 @@ columnar `inputs` or row `instances`; `GET /v1/models/<name>` for status)
 with the standard library, and its gRPC API (`PredictionService.Predict`,
 `ModelService.GetModelStatus`) with tensorflow-serving-api's stubs.
 
-With the model's `FeatureSpec` (`kmtl.export.load_spec(version_dir)`), the
+With the model's `FeatureSpec` (`load_spec(version_dir)`), the
 columns are checked and converted like training data
 (`kmtl.data.check_features`: a missing column or a wrong dtype raises a
 `ValueError` naming the feature before anything is sent); the `examples`
@@ -77,7 +77,7 @@ class Client:
     Example:
 
     ```python
-    spec = kmtl.export.load_spec("saved_models/mmoe/3")
+    spec = load_spec("saved_models/mmoe/3")
     client = kmtl.serving.Client("localhost:8501", "mmoe", spec=spec)
     client.wait_until_available()
     client.predict(df)  # DataFrame with columns ctr, cvr
