@@ -85,14 +85,16 @@ def check_features(
         )
     scenario = spec.scenario
     if scenario is not None:
-        ids = out[scenario.name]
-        bad = (ids < 0) | (ids >= scenario.num_scenarios)
-        if bad.any():
-            raise ValueError(
-                f"Scenario column {scenario.name!r} must hold ids in "
-                f"[0, {scenario.num_scenarios}) (values {scenario.values}). "
-                f"Received: {sorted(set(ids[bad].tolist()))[:10]}"
-            )
+        columns = ((scenario.name, scenario.values), *scenario.levels)
+        for column, values in columns:
+            ids = out[column]
+            bad = (ids < 0) | (ids >= len(values))
+            if bad.any():
+                raise ValueError(
+                    f"Scenario column {column!r} must hold ids in "
+                    f"[0, {len(values)}) (values {values}). "
+                    f"Received: {sorted(set(ids[bad].tolist()))[:10]}"
+                )
     return out
 
 

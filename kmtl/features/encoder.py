@@ -56,7 +56,8 @@ class FeatureEncoder(keras.layers.Layer):
         normalised numericals (absent when there are none); `"scenario"`:
         `[B]` int32 scenario index (absent without a scenario), checked to
         be in range on the TensorFlow backend with an error naming the
-        column.
+        column; `"levels"`: `[B, L]` int32 ids of the scenario hierarchy
+        levels, coarse to fine (only when the scenario has levels).
 
     Example:
 
@@ -207,6 +208,18 @@ class FeatureEncoder(keras.layers.Layer):
             out["scenario"] = check_scenario_ids(
                 inputs[scenario.name], scenario.num_scenarios, scenario.name
             )
+            if scenario.levels:
+                out["levels"] = ops.stack(
+                    [
+                        check_scenario_ids(inputs[column], size, column)
+                        for column, size in zip(
+                            scenario.level_names,
+                            scenario.level_sizes,
+                            strict=True,
+                        )
+                    ],
+                    axis=1,
+                )
         return out
 
     def _pool(self, embedded: Any, masks: list[Any]) -> Any:
@@ -270,6 +283,10 @@ class FeatureEncoder(keras.layers.Layer):
             )
         if self.spec.scenario is not None:
             out["scenario"] = keras.KerasTensor((batch,), dtype="int32")
+            if self.spec.scenario.levels:
+                out["levels"] = keras.KerasTensor(
+                    (batch, len(self.spec.scenario.levels)), dtype="int32"
+                )
         return out
 
     def get_config(self) -> dict[str, Any]:

@@ -322,40 +322,92 @@ class ScenarioSpec:
     It is a model input like any feature; ids outside the range are an error
     (at training in `kmtl.data`, at serving in the graph), never silent.
 
+    A scenario hierarchy (country -> channel -> scenario) adds one integer
+    column per coarser level, each with its own named values. Hierarchical
+    models (AESM2) read the levels coarse to fine, then the scenario itself.
+
     Args:
         name: str. The column and input name.
         values: list of str. One name per scenario index (`values[i]` names
             scenario `i`); names the per-scenario signatures.
-        levels: list of str. Optional hierarchy level columns (e.g.
-            `["country", "channel"]`) for hierarchical-scenario models.
-            Defaults to none.
+        levels: dict level column -> list of value names, coarse to fine
+            (e.g. `{"country": ["us", "fr"]}`). Each level column holds ids
+            in `[0, len(values))`. Defaults to none.
 
     Example:
 
-    >>> ScenarioSpec("domain", values=["home", "search"]).num_scenarios
-    2
+    >>> s = ScenarioSpec("channel", ["home", "search"], {"country": ["us"]})
+    >>> s.num_scenarios, s.level_names, s.level_sizes
+    (2, ('country',), (1,))
     """
 
     name: str
     values: tuple[str, ...]
-    levels: tuple[str, ...] = ()
+    levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("scenario", self.name)
-        values = tuple(str(v) for v in self.values)
-        if not values or len(set(values)) != len(values):
+        object.__setattr__(
+            self, "values", _check_values(self.name, self.values)
+        )
+        levels = self.levels
+        if isinstance(levels, Mapping):
+            levels = tuple(levels.items())
+        if isinstance(levels, str) or not all(
+            isinstance(level, (tuple, list)) and len(level) == 2
+            for level in levels
+        ):
             raise ValueError(
-                f"ScenarioSpec {self.name!r}: `values` must be a non-empty "
-                f"list of distinct names. Received: values={self.values}"
+                f"ScenarioSpec {self.name!r}: `levels` must map each level "
+                "column to its list of value names, e.g. "
+                f"{{'country': ['us', 'fr']}}. Received: levels={levels!r}"
             )
-        for value in values:
-            _check_name("scenario value", value)
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "levels", tuple(self.levels))
+        checked = []
+        for column, values in levels:
+            _check_name("scenario level", column)
+            checked.append((column, _check_values(column, values)))
+        names = [self.name] + [column for column, _ in checked]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"ScenarioSpec {self.name!r}: the scenario and level columns "
+                f"must be distinct. Received: {names}"
+            )
+        object.__setattr__(self, "levels", tuple(checked))
 
     @property
     def num_scenarios(self) -> int:
         return len(self.values)
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        """The hierarchy level columns, coarse to fine."""
+        return tuple(column for column, _ in self.levels)
+
+    @property
+    def level_sizes(self) -> tuple[int, ...]:
+        """Number of values of each level, coarse to fine."""
+        return tuple(len(values) for _, values in self.levels)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "values": list(self.values)}
+        if self.levels:
+            out["levels"] = {c: list(v) for c, v in self.levels}
+        return out
+
+
+def _check_values(column: str, values: Any) -> tuple[str, ...]:
+    """Validates the value names of a scenario column or level."""
+    if isinstance(values, str):
+        values = None
+    checked = tuple(str(v) for v in values or ())
+    if not checked or len(set(checked)) != len(checked):
+        raise ValueError(
+            f"ScenarioSpec column {column!r}: its values must be a non-empty "
+            f"list of distinct names. Received: values={values!r}"
+        )
+    for value in checked:
+        _check_name("scenario value", value)
+    return checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -524,7 +576,7 @@ class FeatureSpec:
                     "FeatureSpec: `scenario` must be a ScenarioSpec. "
                     f"Received: scenario={self.scenario!r}"
                 )
-            clash = names & set(self.scenario.levels)
+            clash = names & set(self.scenario.level_names)
             if clash:
                 raise ValueError(
                     f"FeatureSpec: scenario level column(s) {sorted(clash)} "
@@ -609,7 +661,7 @@ class FeatureSpec:
         among them."""
         names = self.names()
         if self.scenario is not None:
-            for col in (self.scenario.name, *self.scenario.levels):
+            for col in (self.scenario.name, *self.scenario.level_names):
                 if col not in names:
                     names.append(col)
         return names
@@ -629,7 +681,7 @@ class FeatureSpec:
             "embedding_dim": self.embedding_dim,
         }
         if self.scenario is not None:
-            out["scenario"] = _to_dict(self.scenario)
+            out["scenario"] = self.scenario.to_dict()
         return out
 
     @classmethod

@@ -111,3 +111,19 @@ def test_missing_input_is_named():
         ValueError, match=r"missing input feature\(s\) \['price'\]"
     ):
         layer(batch)
+
+
+def test_scenario_levels_are_checked_ids():
+    spec = SPEC.replace(
+        scenario=ScenarioSpec("domain", ["a", "b"], {"country": ["us", "fr"]})
+    )
+    x = kmtl.inputs(spec)
+    model = keras.Model(x, FeatureEncoder(spec)(x))
+    batch = dict(_batch(), country=np.array([1, 0, 1, 1]))
+    out = model.predict(batch, verbose=0)
+    np.testing.assert_array_equal(out["levels"], [[1], [0], [1], [1]])
+    batch["country"] = np.array([1, 0, 2, 1])
+    with pytest.raises(
+        Exception, match=r"Scenario column country must hold ids in \[0, 2\)"
+    ):
+        model.predict(batch, verbose=0)

@@ -174,3 +174,32 @@ def test_from_dataframe_hashes_large_string_columns():
     df = pd.DataFrame({"q": [f"q{i}" for i in range(50)], "y": [0, 1] * 25})
     spec = FeatureSpec.from_dataframe(df, labels=["y"], max_vocabulary=10)
     assert spec.feature("q").hash_bins == 20
+
+
+class TestScenarioLevels:
+    def test_levels_round_trip_and_sizes(self):
+        scenario = ScenarioSpec(
+            "channel", ["home", "search"], {"country": ["us", "fr", "de"]}
+        )
+        assert scenario.level_names == ("country",)
+        assert scenario.level_sizes == (3,)
+        spec = FeatureSpec(
+            [CategoricalFeature("item", vocabulary_size=5)],
+            [TaskSpec("click")],
+            scenario=scenario,
+        )
+        assert spec.input_names == ["item", "channel", "country"]
+        again = FeatureSpec.from_json(spec.to_json())
+        assert again == spec
+
+    @pytest.mark.parametrize(
+        "levels, message",
+        [
+            (["country"], "must map each level column"),
+            ({"country": []}, "'country'.*non-empty"),
+            ({"channel": ["a"]}, "must be distinct"),
+        ],
+    )
+    def test_bad_levels(self, levels, message):
+        with pytest.raises(ValueError, match=message):
+            ScenarioSpec("channel", ["home"], levels)
