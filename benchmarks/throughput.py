@@ -246,9 +246,10 @@ def make_dataset(
     """In-memory arrays -> batched, prefetched `tf.data.Dataset`: of
     `(features, labels, sample_weights)` with `data`, of features without.
 
-    `pipeline="kmtl"` slices rows and batches them, as
-    `kmtl.data.to_dataset` does; `"prebatched"` slices arrays reshaped to
-    `[num_batches, 2048, ...]` (the same batches, no per-row work).
+    `pipeline="kmtl"` cuts whole batches with `kmtl.data.batched_dataset`
+    (what `kmtl.data.to_dataset` does); `"rows"` slices rows and re-batches
+    them (`from_tensor_slices(...).batch(...)`, the common idiom);
+    `"prebatched"` slices arrays reshaped to `[num_batches, 2048, ...]`.
     """
     element: Any = features
     if data is not None:
@@ -258,6 +259,8 @@ def make_dataset(
         labels, weights = kmtl.data.labels_from_dataframe(frame, tasks)
         element = (features, labels, weights)
     if pipeline == "kmtl":
+        return kmtl.data.batched_dataset(element, BATCH_SIZE)
+    if pipeline == "rows":
         ds = tf.data.Dataset.from_tensor_slices(element).batch(BATCH_SIZE)
     else:
         ds = _prebatched(element)
@@ -690,10 +693,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics", choices=("auc", "none"), default="auc")
     parser.add_argument(
         "--pipeline",
-        choices=("kmtl", "prebatched"),
+        choices=("kmtl", "rows", "prebatched"),
         default="kmtl",
-        help="kmtl: rows sliced then batched, as kmtl.data.to_dataset; "
-        "prebatched: whole batches sliced (default: %(default)s)",
+        help="kmtl: whole batches cut by kmtl.data.batched_dataset; rows: "
+        "rows sliced then batched; prebatched: arrays reshaped into "
+        "batches (default: %(default)s)",
     )
     parser.add_argument("--serving", action="store_true")
     parser.add_argument("--keras-baseline", action="store_true")

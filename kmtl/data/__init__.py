@@ -1,5 +1,6 @@
 """Data: DataFrames to model inputs and tf.data, synthetic data."""
 
+from kmtl.data.batching import batched_dataset
 from kmtl.data.pandas import check_features
 from kmtl.data.pandas import features_from_dataframe
 from kmtl.data.pandas import labels_from_dataframe
@@ -7,6 +8,7 @@ from kmtl.data.pandas import to_dataset
 from kmtl.data.synthetic import make_synthetic
 
 __all__ = [
+    "batched_dataset",
     "check_features",
     "features_from_dataframe",
     "labels_from_dataframe",

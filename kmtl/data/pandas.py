@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from kmtl.data.batching import batched_dataset
 from kmtl.features.inputs import input_dtype
 from kmtl.features.inputs import input_shape
 from kmtl.features.spec import SEQUENCE_INT_PAD
@@ -252,8 +253,6 @@ def to_dataset(
     model.fit(kmtl.data.to_dataset(train_df, spec, shuffle=True), epochs=3)
     ```
     """
-    import tensorflow as tf
-
     if batch_size < 1:
         raise ValueError(
             f"`batch_size` must be a positive integer. Received: "
@@ -262,9 +261,7 @@ def to_dataset(
     features = features_from_dataframe(df, spec)
     if with_labels:
         labels, weights = labels_from_dataframe(df, tasks or spec.tasks)
-        ds = tf.data.Dataset.from_tensor_slices((features, labels, weights))
+        data = (features, labels, weights)
     else:
-        ds = tf.data.Dataset.from_tensor_slices(features)
-    if shuffle:
-        ds = ds.shuffle(len(df), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        data = features
+    return batched_dataset(data, batch_size, shuffle=shuffle, seed=seed)
