@@ -74,7 +74,7 @@ class LHUC(keras.layers.Layer):
         _check_positive_int("num_scenarios", num_scenarios)
 
     def build(self, input_shape: Sequence[Any]) -> None:
-        _, dim = _check_scenario_input_shape("LHUC", input_shape)
+        dim = _check_scenario_input_shape("LHUC", input_shape)
         self.scale = self.add_weight(
             name="scale",
             shape=(self.num_scenarios, dim),

@@ -14,10 +14,8 @@ from kmtl.features.encoder import check_scenario_ids
 from kmtl.layers.mlp import _check_positive_int
 
 
-def _check_scenario_input_shape(
-    layer: str, input_shape: Any
-) -> tuple[tuple[int | None, ...], int]:
-    """Checks `[x_shape, scenario_shape]`; returns x's shape and width.
+def _check_scenario_input_shape(layer: str, input_shape: Any) -> int:
+    """Checks `[x_shape, scenario_shape]`; returns the width of `x`.
 
     Shared by the scenario-indexed layers: `x` is `[B, d]` with `d` known,
     the scenario ids are `[B]` or `[B, 1]`.
@@ -42,7 +40,7 @@ def _check_scenario_input_shape(
             f"The scenario input of `{layer}` must have shape [B] or [B, 1]. "
             f"Received: input_shape={input_shape}"
         )
-    return x_shape, int(x_shape[-1])
+    return int(x_shape[-1])
 
 
 def _scenario_ids(layer: keras.layers.Layer, scenario: Any) -> Any:
@@ -149,7 +147,7 @@ class PartitionedNormalization(keras.layers.Layer):
             )
 
     def build(self, input_shape: Sequence[Any]) -> None:
-        _, dim = _check_scenario_input_shape(
+        dim = _check_scenario_input_shape(
             "PartitionedNormalization", input_shape
         )
         per_scenario = (self.num_scenarios, dim)

@@ -138,7 +138,7 @@ class STARDense(keras.layers.Layer):
         _check_non_negative_int("scenario_rank", scenario_rank)
 
     def build(self, input_shape: Sequence[Any]) -> None:
-        _, dim = _check_scenario_input_shape("STARDense", input_shape)
+        dim = _check_scenario_input_shape("STARDense", input_shape)
         num, rank = self.num_scenarios, self.scenario_rank
         self.kernel = self.add_weight(
             name="kernel",
