@@ -721,6 +721,7 @@ class FeatureSpec:
         labels: Mapping[str, str | Sequence[str]] | Sequence[str],
         scenario: str | None = None,
         *,
+        scenario_values: Sequence[str] | None = None,
         sample_spaces: Mapping[str, str] | None = None,
         exclude: Iterable[str] = (),
         max_vocabulary: int = 10_000,
@@ -742,6 +743,8 @@ class FeatureSpec:
                 (each one a binary task of the same name).
             scenario: str. The scenario column (integer ids). It also stays
                 a categorical feature. Defaults to `None`.
+            scenario_values: list of str. Names of the scenario ids (they
+                name the per-scenario signatures). Defaults to `s0`, `s1`...
             sample_spaces: dict task -> task whose positives are its
                 sample space. Defaults to none.
             exclude: columns to ignore.
@@ -828,7 +831,8 @@ class FeatureSpec:
                 )
             scenario_spec = ScenarioSpec(
                 scenario,
-                values=[f"s{i}" for i in range(int(ids.max()) + 1)],
+                values=scenario_values
+                or [f"s{i}" for i in range(int(ids.max()) + 1)],
             )
         spaces = dict(sample_spaces or {})
         tasks = [

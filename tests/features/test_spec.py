@@ -203,3 +203,11 @@ class TestScenarioLevels:
     def test_bad_levels(self, levels, message):
         with pytest.raises(ValueError, match=message):
             ScenarioSpec("channel", ["home"], levels)
+
+
+def test_from_dataframe_names_the_scenario_values():
+    df = pd.DataFrame({"item": [1, 2], "domain": [0, 1], "click": [0, 1]})
+    spec = FeatureSpec.from_dataframe(
+        df, labels=["click"], scenario="domain", scenario_values=["a", "b"]
+    )
+    assert spec.scenario.values == ("a", "b")
