@@ -1,15 +1,19 @@
 """kmtl's neural layers: each one usable alone in any Keras 3 model."""
 
 from kmtl.features.encoder import FeatureEncoder
+from kmtl.layers.aesm2 import ExpertSelectionLayer
 from kmtl.layers.cgc import CGCLayer
 from kmtl.layers.cross import CrossNet
+from kmtl.layers.epnet import EPNet
 from kmtl.layers.experts import Experts
 from kmtl.layers.gate_nu import GateNU
 from kmtl.layers.gates import MixtureGate
+from kmtl.layers.hinet import ScenarioExtractionLayer
 from kmtl.layers.lhuc import LHUC
 from kmtl.layers.mlp import MLP
 from kmtl.layers.mmoe import MMoELayer
 from kmtl.layers.partitioned_normalization import PartitionedNormalization
+from kmtl.layers.ppnet import PPNetMLP
 from kmtl.layers.shared_bottom import SharedBottomLayer
 from kmtl.layers.star_dense import STARDense
 from kmtl.layers.switcher import SWITCHER_NAMES
@@ -19,6 +23,8 @@ from kmtl.layers.switcher import get_switcher
 __all__ = [
     "CGCLayer",
     "CrossNet",
+    "EPNet",
+    "ExpertSelectionLayer",
     "Experts",
     "FeatureEncoder",
     "GateNU",
@@ -26,9 +32,11 @@ __all__ = [
     "MLP",
     "MMoELayer",
     "MixtureGate",
+    "PPNetMLP",
     "PartitionedNormalization",
     "STARDense",
     "SWITCHER_NAMES",
+    "ScenarioExtractionLayer",
     "SharedBottomLayer",
     "Switcher",
     "get_switcher",

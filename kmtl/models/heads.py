@@ -44,6 +44,18 @@ def encoded_inputs(
     return inputs, encoded, flat
 
 
+_ACTIVATIONS = {
+    "binary": "sigmoid",
+    "regression": None,
+    "multiclass": "softmax",
+}
+
+
+def task_width(task: TaskSpec) -> int:
+    """Output width of a task: its classes when multiclass, else 1."""
+    return task.num_classes if task.kind == "multiclass" else 1
+
+
 def task_output(x: Any, task: TaskSpec, name: str | None = None) -> Any:
     """The output layer of one task: sigmoid probability (binary), linear
     value (regression) or softmax over classes (multiclass), named after
@@ -57,15 +69,27 @@ def task_output(x: Any, task: TaskSpec, name: str | None = None) -> Any:
     Returns:
         `[B, 1]` (or `[B, num_classes]`) tensor.
     """
-    units = task.num_classes if task.kind == "multiclass" else 1
-    activation = {
-        "binary": "sigmoid",
-        "regression": None,
-        "multiclass": "softmax",
-    }[task.kind]
     return keras.layers.Dense(
-        units, activation=activation, name=name or task.name
+        task_width(task),
+        activation=_ACTIVATIONS[task.kind],
+        name=name or task.name,
     )(x)
+
+
+def task_activation(logits: Any, task: TaskSpec) -> Any:
+    """The task's output activation on logits it was given (for models that
+    sum several logits), named after the task.
+
+    Args:
+        logits: tensor `[B, task_width(task)]`.
+        task: TaskSpec.
+
+    Returns:
+        The task's output tensor.
+    """
+    return keras.layers.Activation(
+        _ACTIVATIONS[task.kind] or "linear", name=task.name
+    )(logits)
 
 
 def task_towers(

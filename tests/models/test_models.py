@@ -23,6 +23,28 @@ TINY = {
     ),
     "esmm": dict(tower_units=(8, 4)),
     "dcn": dict(cross_layers=2, deep_units=(8,), tower_units=(4,)),
+    "hinet": dict(
+        num_shared_experts=2,
+        num_specific_experts=2,
+        expert_units=(8,),
+        num_task_experts=1,
+        num_shared_task_experts=1,
+        task_expert_units=(8,),
+        tower_units=(4,),
+    ),
+    "aesm2": dict(
+        scenario_experts=3,
+        task_experts=3,
+        top_k_specific=1,
+        top_k_shared=1,
+        expert_units=(8,),
+        tower_units=(4,),
+    ),
+    "star": dict(star_units=(8,), tower_units=(4,), auxiliary_units=(4,)),
+    "lhuc": dict(hidden_units=(8,), tower_units=(4,)),
+    "epnet": dict(hidden_units=(8,), tower_units=(4,)),
+    "ppnet": dict(tower_units=(8, 4), persona_features=("user_id",)),
+    "pepnet": dict(tower_units=(8, 4), persona_features=("user_id",)),
 }
 
 
@@ -77,7 +99,9 @@ def test_keras_file_round_trip(trained, synthetic_small, tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     a, b = model.predict_on_batch(x), loaded.predict_on_batch(x)
     for key in a:
-        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-7)
+        # Equal up to float32 rounding: a reloaded graph may fuse ops
+        # differently (1 ulp at 0.5 is 6e-8).
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6)
 
 
 def test_export_parity_at_two_batch_sizes(trained, synthetic_small, tmp_path):
