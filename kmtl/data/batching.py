@@ -1,0 +1,61 @@
+"""In-memory column arrays -> a `tf.data.Dataset` of whole batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def batched_dataset(
+    data: Any,
+    batch_size: int = 2048,
+    *,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> Any:
+    """Batches rows of in-memory arrays, cutting whole batches at once.
+
+    Slicing rows one at a time and re-batching them (`from_tensor_slices(
+    ...).batch(...)`) costs about 20 ms of CPU per batch of 2048 on the
+    benchmark's 80 columns, as much as a small model's training step. Here
+    each batch is one slice (or, when shuffling, one gather of a per-epoch
+    permutation) of every column.
+
+    Args:
+        data: a nest (dict, tuple) of arrays or tensors with equal first
+            dimensions: the rows.
+        batch_size: int. Rows per batch; the last batch may be shorter.
+            Defaults to 2048.
+        shuffle: bool. A new row order each epoch. Defaults to `False`.
+        seed: int. Shuffle seed. Defaults to `None`.
+
+    Returns:
+        A prefetched `tf.data.Dataset` of the same nest, batched.
+
+    Example:
+
+    >>> ds = batched_dataset({"x": np.arange(5)}, batch_size=2)
+    >>> [len(b["x"]) for b in ds]
+    [2, 2, 1]
+    """
+    import tensorflow as tf
+
+    columns = tf.nest.map_structure(tf.convert_to_tensor, data)
+    rows = int(tf.nest.flatten(columns)[0].shape[0])
+
+    def take(index: Any) -> Any:
+        return tf.nest.map_structure(lambda t: tf.gather(t, index), columns)
+
+    if shuffle:
+        batches = (
+            tf.data.Dataset.range(rows)
+            .shuffle(rows, seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(take)
+        )
+    else:
+        batches = tf.data.Dataset.range(0, rows, batch_size).map(
+            lambda start: take(
+                tf.range(start, tf.minimum(start + batch_size, rows))
+            )
+        )
+    return batches.prefetch(tf.data.AUTOTUNE)
