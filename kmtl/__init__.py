@@ -16,6 +16,7 @@ from kmtl.models import list_models
 from kmtl.models import model_tasks
 from kmtl.models import register_model
 from kmtl.training import compile_args
+from kmtl.training import evaluate
 from kmtl.version import __version__
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "build",
     "compile_args",
+    "evaluate",
     "data",
     "export",
     "inputs",

@@ -1,5 +1,6 @@
-"""Losses, metrics and compile arguments."""
+"""Losses, metrics, compile arguments and evaluation."""
 
 from kmtl.training.compile import compile_args
+from kmtl.training.evaluate import evaluate
 
-__all__ = ["compile_args"]
+__all__ = ["compile_args", "evaluate"]
