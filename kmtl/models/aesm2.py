@@ -1,0 +1,179 @@
+"""AESM2: multi-scenario layers per hierarchy level, then a multi-task layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from kmtl.features.spec import FeatureSpec
+from kmtl.layers.aesm2 import ExpertSelectionLayer
+from kmtl.models.heads import check_positive
+from kmtl.models.heads import check_units
+from kmtl.models.heads import encoded_inputs
+from kmtl.models.heads import task_towers
+from kmtl.models.registry import register_model
+
+
+def _check_scenario(model: str, spec: FeatureSpec) -> None:
+    """Raises a ValueError naming `model` when `spec` has no scenario."""
+    if spec.scenario is None:
+        raise ValueError(
+            f"Model {model!r} needs a scenario: build it on a FeatureSpec "
+            "with a ScenarioSpec (`FeatureSpec(..., scenario=ScenarioSpec("
+            "'scenario', values=[...]))`). Received: spec.scenario=None"
+        )
+
+
+def _check_float(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value >= 0
+    ):
+        raise ValueError(
+            f"Model 'aesm2': hparam `{name}` must be a float >= 0. "
+            f"Received: {name}={value!r}"
+        )
+
+
+@register_model("aesm2")
+def build_aesm2(
+    spec: FeatureSpec,
+    *,
+    scenario_experts: int | Sequence[int] = 8,
+    task_experts: int = 8,
+    top_k_specific: int = 2,
+    top_k_shared: int = 2,
+    expert_units: Sequence[int] = (256, 128),
+    gate_embedding_dim: int = 8,
+    noise_stddev: float = 0.1,
+    aux_loss_weight: float = 0.01,
+    tower_units: Sequence[int] = (64,),
+    activation: str = "relu",
+) -> keras.Model:
+    """AESM2: KL-based top-K expert selection per scenario level and task.
+
+    One multi-scenario `ExpertSelectionLayer` per hierarchy level of the
+    spec's scenario (`scenario.levels`, coarse to fine, then the scenario
+    column itself; just the scenario without levels), each routing an
+    example by its id at that level; then one multi-task layer whose gates
+    are the tasks and whose gate input adds a scenario embedding; then one
+    tower per task. Each layer selects, per gate, the top-K specific and
+    top-K shared experts by -KL to a one-hot and to the uniform target,
+    with Gaussian noise on the gate logits in training and an auxiliary KL
+    loss (Zou et al., SIGIR 2022).
+
+    Args:
+        spec: FeatureSpec with a scenario.
+        scenario_experts: experts of each multi-scenario layer: an int for
+            every level, or one per level (coarse to fine, the scenario
+            last). Defaults to 8.
+        task_experts: experts of the multi-task layer. Defaults to 8.
+        top_k_specific: specific experts selected per gate, in every
+            layer. Defaults to 2.
+        top_k_shared: shared experts selected per gate, in every layer.
+            Defaults to 2.
+        expert_units: hidden units of each expert.
+        gate_embedding_dim: width of the gate (scenario, task) embeddings
+            in the gate inputs. Defaults to 8.
+        noise_stddev: standard deviation of the gate logit noise in
+            training; 0 disables it. Defaults to 0.1.
+        aux_loss_weight: weight of each layer's auxiliary KL loss.
+            Defaults to 0.01.
+        tower_units: hidden units of each task tower.
+        activation: hidden activation. Defaults to `"relu"`.
+
+    Returns:
+        A functional `keras.Model`, one output per task.
+    """
+    _check_scenario("aesm2", spec)
+    scenario = spec.scenario
+    num_gates = (*scenario.level_sizes, scenario.num_scenarios)
+    if isinstance(scenario_experts, int) and not isinstance(
+        scenario_experts, bool
+    ):
+        check_positive("aesm2", "scenario_experts", scenario_experts)
+        scenario_experts = (scenario_experts,) * len(num_gates)
+    elif not isinstance(scenario_experts, (list, tuple)) or len(
+        scenario_experts
+    ) != len(num_gates):
+        raise ValueError(
+            "Model 'aesm2': hparam `scenario_experts` must be an int or one "
+            f"int per scenario level ({len(num_gates)}: "
+            f"{[*scenario.level_names, scenario.name]}). "
+            f"Received: scenario_experts={scenario_experts!r}"
+        )
+    for count in scenario_experts:
+        check_positive("aesm2", "scenario_experts", count)
+    check_positive("aesm2", "task_experts", task_experts)
+    fewest = min(*scenario_experts, task_experts)
+    for name, value in (
+        ("top_k_specific", top_k_specific),
+        ("top_k_shared", top_k_shared),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"Model 'aesm2': hparam `{name}` must be a non-negative "
+                f"integer. Received: {name}={value!r}"
+            )
+        if value > fewest:
+            raise ValueError(
+                f"Model 'aesm2': hparam `{name}` must be at most the number "
+                f"of experts of every layer ({fewest}). "
+                f"Received: {name}={value}"
+            )
+    if top_k_specific + top_k_shared < 1:
+        raise ValueError(
+            "Model 'aesm2': hparams `top_k_specific` + `top_k_shared` must "
+            f"be >= 1. Received: top_k_specific={top_k_specific}, "
+            f"top_k_shared={top_k_shared}"
+        )
+    check_units("aesm2", "expert_units", expert_units, False)
+    check_positive("aesm2", "gate_embedding_dim", gate_embedding_dim)
+    _check_float("noise_stddev", noise_stddev)
+    _check_float("aux_loss_weight", aux_loss_weight)
+    check_units("aesm2", "tower_units", tower_units, True)
+    layer_args = dict(
+        top_k_specific=top_k_specific,
+        top_k_shared=top_k_shared,
+        expert_units=tuple(expert_units),
+        gate_embedding_dim=gate_embedding_dim,
+        noise_stddev=float(noise_stddev),
+        aux_loss_weight=float(aux_loss_weight),
+        activation=activation,
+    )
+    # === Inputs ===
+    inputs, encoded, flat = encoded_inputs(spec)
+    level_ids = [
+        encoded["levels"][:, i] for i in range(len(scenario.levels))
+    ] + [encoded["scenario"]]
+    level_names = [*scenario.level_names, scenario.name]
+    # === Layers ===
+    hidden = flat
+    for name, ids, gates, experts in zip(
+        level_names, level_ids, num_gates, scenario_experts, strict=True
+    ):
+        hidden = ExpertSelectionLayer(
+            num_gates=gates,
+            num_experts=experts,
+            name=f"scenario_layer_{name}",
+            **layer_args,
+        )([hidden, ids])
+    scenario_embedding = keras.layers.Embedding(
+        scenario.num_scenarios,
+        gate_embedding_dim,
+        name="scenario_embedding",
+    )(encoded["scenario"])
+    branches = ExpertSelectionLayer(
+        num_gates=len(spec.tasks),
+        num_experts=task_experts,
+        per_gate_outputs=True,
+        name="task_layer",
+        **layer_args,
+    )([hidden, scenario_embedding])
+    # === Outputs ===
+    outputs = task_towers(
+        branches, spec.tasks, tower_units, activation=activation
+    )
+    return keras.Model(inputs, outputs, name="aesm2")

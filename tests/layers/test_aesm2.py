@@ -1,0 +1,228 @@
+import keras
+import numpy as np
+import pytest
+
+from kmtl.layers import ExpertSelectionLayer
+from kmtl.testing import run_layer_test
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _softmax(z, axis):
+    z = np.exp(z - z.max(axis=axis, keepdims=True))
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+def _kl(p, q):
+    """KL(p || q) over the last axis, with 0 log 0 = 0."""
+    ratio = np.where(p > 0, p / np.where(p > 0, q, 1.0), 1.0)
+    return np.sum(np.where(p > 0, p * np.log(ratio), 0.0), axis=-1)
+
+
+def _reference(layer, x, targets, context=None):
+    """NumPy AESM2 selection for one target gate per example.
+
+    Returns (specific sets, shared sets, weights [B, n], output [B, h],
+    specific KL [B, n], shared KL [B, n]).
+    """
+    gates, n = layer.num_gates, layer.num_experts
+    embeddings = layer.gate_embeddings.numpy()
+    kernel, bias = layer.gate_kernel.numpy(), layer.gate_bias.numpy()
+    parts = [x] if context is None else [x, context]
+    z = np.concatenate(parts + [embeddings[targets]], axis=-1)
+    logits = (z @ kernel + bias).reshape(-1, gates, n)  # [B, m, n]
+    g_tilde = _softmax(logits, axis=1).transpose(0, 2, 1)  # [B, n, m]
+    one_hot = np.eye(gates)[targets]  # [B, m]
+    uniform = np.full(gates, 1.0 / gates)
+    kl_sp = _kl(one_hot[:, None, :], g_tilde)  # [B, n]
+    kl_sh = _kl(np.broadcast_to(uniform, g_tilde.shape), g_tilde)
+    k_sp, k_sh = layer.top_k_specific, layer.top_k_shared
+    specific = [set(np.argsort(row)[:k_sp]) for row in kl_sp]
+    shared = [set(np.argsort(row)[:k_sh]) for row in kl_sh]
+    own = logits[np.arange(len(x)), targets]  # [B, n]
+    selected = np.zeros_like(own, dtype=bool)
+    for b in range(len(x)):
+        selected[b, list(specific[b] | shared[b])] = True
+    weights = _softmax(np.where(selected, own, -np.inf), axis=-1)
+    k0, b0 = (w.numpy() for w in layer.experts.weights)
+    experts = np.maximum(x @ k0 + b0.reshape(-1), 0).reshape(len(x), n, -1)
+    output = np.einsum("bn,bnh->bh", weights, experts)
+    return specific, shared, weights, output, kl_sp, kl_sh
+
+
+class TestExpertSelectionLayer:
+    def setup_method(self):
+        self.init_kwargs = {
+            "num_gates": 3,
+            "num_experts": 4,
+            "top_k_specific": 1,
+            "top_k_shared": 1,
+            "expert_units": (4, 3),
+            "noise_stddev": 0.1,
+        }
+        rng = np.random.default_rng(0)
+        self.x = rng.normal(size=(4, 5)).astype("float32")
+        self.ids = np.array([0, 1, 2, 0], dtype="int32")
+        self.rng = rng
+
+    def test_layer_battery(self):
+        run_layer_test(
+            ExpertSelectionLayer,
+            init_kwargs=self.init_kwargs,
+            input_data=[self.x, self.ids],
+            expected_output_shape=(4, 3),
+            expected_num_trainable_weights=7,
+            expected_num_non_trainable_weights=0,
+        )
+
+    def test_layer_battery_per_gate_outputs_with_context(self):
+        run_layer_test(
+            ExpertSelectionLayer,
+            init_kwargs={
+                **self.init_kwargs,
+                "num_gates": 2,
+                "per_gate_outputs": True,
+            },
+            input_data=[self.x, self.x[:, :2]],
+            expected_output_shape=[(4, 3), (4, 3)],
+            expected_num_trainable_weights=7,
+        )
+
+    def _fixed_layer(self, **kwargs):
+        layer = ExpertSelectionLayer(
+            **{
+                "num_gates": 4,
+                "num_experts": 6,
+                "top_k_specific": 2,
+                "top_k_shared": 2,
+                "expert_units": (3,),
+                "gate_embedding_dim": 3,
+                "kernel_initializer": keras.initializers.RandomNormal(
+                    stddev=1.0, seed=3
+                ),
+                **kwargs,
+            }
+        )
+        x = self.rng.normal(size=(32, 5)).astype("float32")
+        ids = (np.arange(32) % 4).astype("int32")
+        layer([x, ids])
+        layer.gate_embeddings.assign(
+            self.rng.normal(size=(4, 3)).astype("float32")
+        )
+        return layer, x, ids
+
+    def test_selection_is_top_k_of_minus_kl(self):
+        layer, x, ids = self._fixed_layer()
+        selection = layer.select_experts([x, ids])
+        specific, shared, weights, _, _, _ = _reference(layer, x, ids)
+        got_sp = _np(selection["specific"])[:, 0]
+        got_sh = _np(selection["shared"])[:, 0]
+        assert [set(row) for row in got_sp] == specific
+        assert [set(row) for row in got_sh] == shared
+        # Not a trivial selection: it varies across examples.
+        assert len({frozenset(s) for s in specific}) > 1
+        np.testing.assert_allclose(
+            _np(selection["weights"])[:, 0], weights, atol=1e-5
+        )
+
+    def test_output_and_aux_loss_match_reference(self):
+        layer, x, ids = self._fixed_layer(aux_loss_weight=0.5)
+        _, _, weights, output, kl_sp, kl_sh = _reference(layer, x, ids)
+        np.testing.assert_allclose(_np(layer([x, ids])), output, atol=1e-5)
+        # Weights vanish outside the selection and sum to 1 inside.
+        assert ((weights > 0).sum(-1) <= 4).all()
+        np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+        sp = np.sort(kl_sp, axis=-1)[:, :2].mean()
+        sh = np.sort(kl_sh, axis=-1)[:, :2].mean()
+        (loss,) = layer.losses
+        np.testing.assert_allclose(_np(loss), 0.5 * (sp + sh), rtol=1e-4)
+
+    def test_per_gate_outputs_route_every_gate(self):
+        layer = ExpertSelectionLayer(
+            num_gates=3,
+            num_experts=4,
+            top_k_specific=1,
+            top_k_shared=2,
+            expert_units=(3,),
+            per_gate_outputs=True,
+            kernel_initializer=keras.initializers.RandomNormal(
+                stddev=1.0, seed=5
+            ),
+        )
+        x = self.rng.normal(size=(8, 5)).astype("float32")
+        context = self.rng.normal(size=(8, 2)).astype("float32")
+        outputs = layer([x, context])
+        assert len(outputs) == 3
+        for task, output in enumerate(outputs):
+            targets = np.full(8, task)
+            *_, expected, _, _ = _reference(layer, x, targets, context)
+            np.testing.assert_allclose(_np(output), expected, atol=1e-5)
+
+    def test_aux_losses_in_model_losses(self):
+        x_in = keras.Input(shape=(5,))
+        ids_in = keras.Input(shape=(), dtype="int32")
+        h = ExpertSelectionLayer(num_gates=3, num_experts=4, expert_units=(4,))(
+            [x_in, ids_in]
+        )
+        heads = ExpertSelectionLayer(
+            num_gates=2, num_experts=4, expert_units=(2,), per_gate_outputs=True
+        )(h)
+        model = keras.Model([x_in, ids_in], heads)
+        model([self.x, self.ids])
+        assert len(model.losses) == 2
+        assert all(float(_np(loss)) >= 0.0 for loss in model.losses)
+
+    def test_noise_only_in_training(self):
+        layer = ExpertSelectionLayer(
+            **{**self.init_kwargs, "noise_stddev": 1.0, "seed": 1}
+        )
+        inputs = [self.x, self.ids]
+        a, b = layer(inputs, training=False), layer(inputs, training=False)
+        np.testing.assert_array_equal(_np(a), _np(b))
+        c, d = layer(inputs, training=True), layer(inputs, training=True)
+        assert not np.allclose(_np(c), _np(d))
+        assert not np.allclose(_np(c), _np(a))
+
+    def test_no_noise_when_disabled(self):
+        layer = ExpertSelectionLayer(
+            **{**self.init_kwargs, "noise_stddev": 0.0}
+        )
+        inputs = [self.x, self.ids]
+        np.testing.assert_array_equal(
+            _np(layer(inputs, training=True)), _np(layer(inputs))
+        )
+
+    def test_wrong_input_structure(self):
+        layer = ExpertSelectionLayer(num_gates=2, num_experts=3)
+        with pytest.raises(ValueError, match=r"takes `\[x, ids\]`"):
+            layer(self.x)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            ({"num_gates": 0}, "Received: num_gates=0"),
+            (
+                {"num_gates": 2, "num_experts": 3, "top_k_specific": 4},
+                "`top_k_specific` must be at most `num_experts` \\(3\\)."
+                " Received: top_k_specific=4",
+            ),
+            (
+                {"num_gates": 2, "num_experts": 3, "top_k_shared": 5},
+                "Received: top_k_shared=5",
+            ),
+            (
+                {"num_gates": 2, "top_k_specific": 0, "top_k_shared": 0},
+                "At least one expert.*top_k_specific=0, top_k_shared=0",
+            ),
+            ({"num_gates": 2, "noise_stddev": -1.0}, "noise_stddev=-1.0"),
+            ({"num_gates": 2, "aux_loss_weight": "x"}, "aux_loss_weight='x'"),
+            ({"num_gates": 2, "expert_units": ()}, "expert_units=\\(\\)"),
+            ({"num_gates": 2, "per_gate_outputs": 1}, "per_gate_outputs=1"),
+            ({"num_gates": 2, "seed": 1.5}, "seed=1.5"),
+        ],
+    )
+    def test_invalid_args(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            ExpertSelectionLayer(**kwargs)
