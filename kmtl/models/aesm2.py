@@ -13,16 +13,8 @@ from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
-
-
-def _check_scenario(model: str, spec: FeatureSpec) -> None:
-    """Raises a ValueError naming `model` when `spec` has no scenario."""
-    if spec.scenario is None:
-        raise ValueError(
-            f"Model {model!r} needs a scenario: build it on a FeatureSpec "
-            "with a ScenarioSpec (`FeatureSpec(..., scenario=ScenarioSpec("
-            "'scenario', values=[...]))`). Received: spec.scenario=None"
-        )
+from kmtl.models.scenario import require_scenario
+from kmtl.models.scenario import scenario_context
 
 
 def _check_float(name: str, value: object) -> None:
@@ -58,7 +50,8 @@ def build_aesm2(
     spec's scenario (`scenario.levels`, coarse to fine, then the scenario
     column itself; just the scenario without levels), each routing an
     example by its id at that level; then one multi-task layer whose gates
-    are the tasks and whose gate input adds a scenario embedding; then one
+    are the tasks and whose gate input adds the embeddings of the scenario
+    and its levels (`scenario_context`); then one
     tower per task. Each layer selects, per gate, the top-K specific and
     top-K shared experts by -KL to a one-hot and to the uniform target,
     with Gaussian noise on the gate logits in training and an auxiliary KL
@@ -87,8 +80,7 @@ def build_aesm2(
     Returns:
         A functional `keras.Model`, one output per task.
     """
-    _check_scenario("aesm2", spec)
-    scenario = spec.scenario
+    scenario = require_scenario("aesm2", spec)
     num_gates = (*scenario.level_sizes, scenario.num_scenarios)
     if isinstance(scenario_experts, int) and not isinstance(
         scenario_experts, bool
@@ -160,18 +152,14 @@ def build_aesm2(
             name=f"scenario_layer_{name}",
             **layer_args,
         )([hidden, ids])
-    scenario_embedding = keras.layers.Embedding(
-        scenario.num_scenarios,
-        gate_embedding_dim,
-        name="scenario_embedding",
-    )(encoded["scenario"])
+    context = scenario_context(spec, encoded, gate_embedding_dim)
     branches = ExpertSelectionLayer(
         num_gates=len(spec.tasks),
         num_experts=task_experts,
         per_gate_outputs=True,
         name="task_layer",
         **layer_args,
-    )([hidden, scenario_embedding])
+    )([hidden, context])
     # === Outputs ===
     outputs = task_towers(
         branches, spec.tasks, tower_units, activation=activation

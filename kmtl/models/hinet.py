@@ -14,18 +14,9 @@ from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
+from kmtl.models.scenario import require_scenario
 
 TASK_SWITCHERS = ("cgc", "mmoe")
-
-
-def _check_scenario(model: str, spec: FeatureSpec) -> None:
-    """Raises a ValueError naming `model` when `spec` has no scenario."""
-    if spec.scenario is None:
-        raise ValueError(
-            f"Model {model!r} needs a scenario: build it on a FeatureSpec "
-            "with a ScenarioSpec (`FeatureSpec(..., scenario=ScenarioSpec("
-            "'scenario', values=[...]))`). Received: spec.scenario=None"
-        )
 
 
 @register_model("hinet")
@@ -71,7 +62,7 @@ def build_hinet(
     Returns:
         A functional `keras.Model`, one output per task.
     """
-    _check_scenario("hinet", spec)
+    require_scenario("hinet", spec)
     check_positive("hinet", "num_shared_experts", num_shared_experts)
     check_positive("hinet", "num_specific_experts", num_specific_experts)
     check_units("hinet", "expert_units", expert_units, False)

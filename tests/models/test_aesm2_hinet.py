@@ -19,7 +19,9 @@ def _tensors(features):
 @pytest.mark.parametrize("name", ["aesm2", "hinet"])
 def test_needs_a_scenario(name, synthetic_small):
     _, _, spec = synthetic_small
-    with pytest.raises(ValueError, match=f"'{name}' needs a scenario.*Scen"):
+    with pytest.raises(
+        ValueError, match=f"'{name}' is a multi-scenario.*ScenarioSpec"
+    ):
         kmtl.build(name, spec.replace(scenario=None), **TINY[name])
 
 
