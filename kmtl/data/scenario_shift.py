@@ -29,13 +29,16 @@ class _ShiftedWorld:
         self.user_buy = rng.normal(0.0, 0.4, SHIFT_USERS)
         self.item_click = rng.normal(0.0, 0.5, SHIFT_ITEMS)
         self.item_buy = rng.normal(0.0, 0.5, SHIFT_ITEMS)
-        # Each scenario re-weighs the items: a shared and an own part.
-        self.item_click_own = rng.normal(0.0, 0.6, (s, SHIFT_ITEMS))
-        self.signal_click = rng.normal(0.0, 0.5, NUM_SIGNALS)
-        self.signal_buy = rng.normal(0.0, 0.4, NUM_SIGNALS)
-        # Per-scenario signal weights: as large as the shared ones.
-        self.signal_click_own = rng.normal(0.0, 0.7, (s, NUM_SIGNALS))
-        self.signal_buy_own = rng.normal(0.0, 0.5, (s, NUM_SIGNALS))
+        # Each scenario re-weighs the items a little.
+        self.item_click_own = rng.normal(0.0, 0.2, (s, SHIFT_ITEMS))
+        self.signal_click = rng.normal(0.0, 0.6, NUM_SIGNALS)
+        self.signal_buy = rng.normal(0.0, 0.5, NUM_SIGNALS)
+        # Per-scenario signal weights, larger than the shared ones; the
+        # last scenario also reverses the shared ones.
+        self.signal_click_own = rng.normal(0.0, 0.8, (s, NUM_SIGNALS))
+        self.signal_buy_own = rng.normal(0.0, 0.6, (s, NUM_SIGNALS))
+        self.shared_sign = np.ones(s)
+        self.shared_sign[-1] = -1.0
         self.scenario_click = rng.normal(0.0, 0.5, s)
         self.scenario_buy = rng.normal(0.0, 0.4, s)
 
@@ -56,9 +59,11 @@ def make_scenario_shifted(
     `click` and `purchase` (a purchase needs a click).
 
     The click logit of scenario `k` is `b_k + u_user + v_item + v_item,k +
-    (w + w_k) . s`: every scenario has its own item effect and its own
-    signal weights, as large as the shared ones. The purchase logit has a
-    shared user and item effect and per-scenario signal weights.
+    (c_k w + w_k) . s`: every scenario has its own (small) item effect and
+    its own signal weights `w_k`, larger than the shared `w`, and the last
+    scenario reverses the shared weights (`c_k = -1`, else 1). The
+    purchase logit has shared user and item effects and signal weights
+    built the same way.
 
     Args:
         num_rows: int. Number of impressions.
@@ -99,8 +104,9 @@ def make_scenario_shifted(
     item = (SHIFT_ITEMS * rng.random(n) ** 1.5).astype("int64")
     scenario = rng.choice(len(shares), size=n, p=shares / shares.sum())
     signals = rng.normal(0.0, 1.0, (n, NUM_SIGNALS)).astype("float32")
-    click_weights = world.signal_click + world.signal_click_own[scenario]
-    buy_weights = world.signal_buy + world.signal_buy_own[scenario]
+    sign = world.shared_sign[scenario, None]
+    click_weights = sign * world.signal_click + world.signal_click_own[scenario]
+    buy_weights = sign * world.signal_buy + world.signal_buy_own[scenario]
     click_logit = (
         -1.4
         + world.scenario_click[scenario]

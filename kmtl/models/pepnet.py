@@ -70,7 +70,14 @@ def _build(
         fields = EPNet(gamma=gamma, name="epnet")([fields, context])
         parts = [keras.layers.Flatten(name="flatten_epnet")(fields)]
         if "dense" in encoded:
-            parts.append(encoded["dense"])
+            # Each numerical is a field of width 1 with a gate of its own.
+            dense = encoded["dense"]
+            width = dense.shape[-1]
+            dense = keras.layers.Reshape((width, 1), name="dense_fields")(dense)
+            dense = EPNet(gamma=gamma, name="epnet_dense")([dense, context])
+            parts.append(
+                keras.layers.Reshape((width,), name="flatten_dense")(dense)
+            )
         flat = (
             parts[0]
             if len(parts) == 1
@@ -119,8 +126,9 @@ def build_pepnet(
     gamma: float = 2.0,
     activation: str = "relu",
 ) -> keras.Model:
-    """PEPNet: EPNet scales the field embeddings by a gate on the scenario,
-    then one PPNet tower per task, every hidden layer gated by the persona.
+    """PEPNet: EPNet scales the field embeddings (and each numerical) by a
+    gate on the scenario, then one PPNet tower per task, every hidden layer
+    gated by the persona.
 
     Args:
         spec: FeatureSpec with a scenario.
@@ -159,8 +167,8 @@ def build_epnet(
     gamma: float = 2.0,
     activation: str = "relu",
 ) -> keras.Model:
-    """EPNet: field embeddings scaled by a gate on the scenario context, a
-    shared MLP, plain task towers.
+    """EPNet: field embeddings (and each numerical) scaled by a gate on the
+    scenario context, a shared MLP, plain task towers.
 
     Args:
         spec: FeatureSpec with a scenario.
