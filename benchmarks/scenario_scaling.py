@@ -1,0 +1,139 @@
+"""Training cost of the multi-scenario models as the number of scenarios
+grows (issue: per-scenario parameters must keep the cost flat).
+
+The SPEC.md "ae-synth" workload (16 id fields, 63 floats, batch 2048, Adam
+1e-3) with the scenario drawn uniformly from S values, for S = 4, 100 and
+1,000. Each (model, S) trains in its own subprocess, so its peak RSS is its
+own; the figure is the median examples/s of the epochs after the first.
+
+    python benchmarks/scenario_scaling.py
+    python benchmarks/scenario_scaling.py --models lhuc,star --rows 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+
+MODELS = ("lhuc", "pepnet", "aesm2", "star", "star_rank2")
+SCENARIOS = (4, 100, 1000)
+TARGET_RATIO = 0.75  # examples/s at 1,000 scenarios over 4 scenarios
+
+
+def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
+    """Trains one model at one scenario count; returns its figures."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+
+    import kmtl
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import throughput
+
+    data = throughput.make_data(rows, throughput.TRAIN_SEED)
+    data.scenario = (
+        np.random.default_rng(7).integers(0, scenarios, rows).astype("int64")
+    )
+    spec = throughput.make_spec("vector", "auc").replace(
+        scenario=kmtl.ScenarioSpec(
+            "scenario", values=[f"s{i}" for i in range(scenarios)]
+        )
+    )
+    model_name, hparams = name, {}
+    if name == "star_rank2":
+        model_name, hparams = "star", {"scenario_rank": 2}
+    keras.utils.set_random_seed(0)
+    model = kmtl.build(
+        model_name,
+        spec,
+        optimizer=keras.optimizers.Adam(throughput.LEARNING_RATE),
+        **hparams,
+    )
+    tasks = kmtl.model_tasks(model_name, spec)
+    ds = throughput.make_dataset(
+        throughput.raw_features(data, spec), data, tasks
+    )
+    timer = throughput.EpochTimer()
+    model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])
+    steady = [
+        rows / (seconds - wait)
+        for seconds, wait in zip(
+            timer.seconds[1:], timer.start_waits[1:], strict=True
+        )
+    ]
+    return {
+        "model": name,
+        "scenarios": scenarios,
+        "train_examples_per_s": statistics.median(steady),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        / 1024,
+    }
+
+
+def _run(name: str, scenarios: int, rows: int, epochs: int) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            f"{name}:{scenarios}",
+            "--rows",
+            str(rows),
+            "--epochs",
+            str(epochs),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--scenarios", default=",".join(str(s) for s in SCENARIOS)
+    )
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        name, scenarios = args.child.split(":")
+        print(json.dumps(_child(name, int(scenarios), args.rows, args.epochs)))
+        return 0
+    counts = [int(s) for s in args.scenarios.split(",")]
+    print(
+        f"{'model':<12}"
+        + "".join(f"{f'S={s} ex/s':>14}{'RSS MiB':>9}" for s in counts)
+        + f"{'ratio':>8}"
+    )
+    for name in args.models.split(","):
+        figures = [_run(name, s, args.rows, args.epochs) for s in counts]
+        line = f"{name:<12}" + "".join(
+            f"{f['train_examples_per_s']:>14,.0f}{f['peak_rss_mib']:>9,.0f}"
+            for f in figures
+        )
+        ratio = (
+            figures[-1]["train_examples_per_s"]
+            / figures[0]["train_examples_per_s"]
+        )
+        # The full STAR form is expected to slow down (a kernel per
+        # scenario); every other model is held to the target.
+        verdict = ""
+        if name != "star":
+            verdict = " ok" if ratio >= TARGET_RATIO else " below target"
+        print(f"{line}{ratio:>8.2f}{verdict}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
