@@ -29,6 +29,8 @@ TARGET_RATIO = 0.75  # examples/s at 1,000 scenarios over 4 scenarios
 def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     """Trains one model at one scenario count; returns its figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import dataclasses
+
     import keras
     import numpy as np
 
@@ -38,8 +40,11 @@ def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     import throughput
 
     data = throughput.make_data(rows, throughput.TRAIN_SEED)
-    data.scenario = (
-        np.random.default_rng(7).integers(0, scenarios, rows).astype("int64")
+    data = dataclasses.replace(
+        data,
+        scenario=np.random.default_rng(7)
+        .integers(0, scenarios, rows)
+        .astype("int64"),
     )
     spec = throughput.make_spec("vector", "auc").replace(
         scenario=kmtl.ScenarioSpec(

@@ -196,13 +196,7 @@ class FeatureEncoder(keras.layers.Layer):
             batch = ops.shape(next(iter(inputs.values())))[0]
             out["fields"] = ops.zeros((batch, 0, self.embedding_dim))
         if self.dense_names:
-            out["dense"] = ops.concatenate(
-                [
-                    self._normalize(name, inputs[name])
-                    for name in self.dense_names
-                ],
-                axis=-1,
-            )
+            out["dense"] = self._dense(inputs)
         scenario = self.spec.scenario
         if scenario is not None:
             out["scenario"] = check_scenario_ids(
@@ -246,13 +240,24 @@ class FeatureEncoder(keras.layers.Layer):
             return embedded
         return ops.concatenate(fields, axis=1)
 
-    def _normalize(self, name: str, raw: Any) -> Any:
-        feature: NumericalFeature = self.spec.feature(name)
-        x = ops.cast(raw, self.compute_dtype)
-        x = ops.reshape(x, (-1, feature.dim))
-        if feature.normalized:
-            mean = np.asarray(feature.mean, "float32")
-            scale = 1.0 / np.sqrt(np.asarray(feature.variance, "float32"))
+    def _dense(self, inputs: Mapping[str, Any]) -> Any:
+        """The numericals side by side, normalised in one affine op (many
+        scalar inputs cost one op, not one per column)."""
+        parts, means, scales = [], [], []
+        for name in self.dense_names:
+            feature: NumericalFeature = self.spec.feature(name)
+            x = ops.cast(inputs[name], self.compute_dtype)
+            parts.append(ops.reshape(x, (-1, feature.dim)))
+            if feature.normalized:
+                mean = np.asarray(feature.mean, "float32")
+                scale = 1.0 / np.sqrt(np.asarray(feature.variance, "float32"))
+            else:
+                mean, scale = np.float32(0.0), np.float32(1.0)
+            means.append(np.broadcast_to(mean, (feature.dim,)))
+            scales.append(np.broadcast_to(scale, (feature.dim,)))
+        x = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+        mean, scale = np.concatenate(means), np.concatenate(scales)
+        if np.any(mean != 0.0) or np.any(scale != 1.0):
             x = (x - mean) * scale
         return x
 
