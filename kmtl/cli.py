@@ -51,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
         ),
         epochs=args.epochs,
+        shuffle=False,  # the dataset reshuffles itself every epoch
         verbose=2,
     )
     seconds = time.perf_counter() - start
