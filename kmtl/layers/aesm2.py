@@ -24,6 +24,8 @@ from kmtl.layers.mlp import _is_int
 # exp() of it underflows to exactly 0 in float32.
 _MASKED_LOGIT = -1e9
 
+GATE_KINDS = ("per_gate", "shared")
+
 
 def _check_non_negative_float(name: str, value: Any) -> None:
     if (
@@ -83,6 +85,32 @@ class ExpertSelectionLayer(keras.layers.Layer):
     per example; at a level with many values (`m` in the hundreds) the gate
     matmul dominates the layer.
 
+    `gate_kind="shared"` (not in the paper) restricts the gates to one
+    family whose scores have a closed form, `O(d n)` per example plus
+    `O(m n)` per batch: the input part of the gate is shared and each gate
+    only adds a bias that does not depend on the input,
+
+    `g_{j'} = W z + t_{j'}`, `t_{j'} = b_{j'} + U e_{j'}` (the `[m, n]`
+    table `T`; `z = [x, c]`, and `e_{j'}` is gate `j'`'s own embedding).
+
+    The shared part `W z` is the same for every `j'`, so it cancels in
+    `G~[k, :] = softmax_{j'}(g_{j'}[k]) = softmax_{j'}(T[j', k])`, and with
+    `LSE_k = logsumexp_{j'} T[j', k]`, computed once per batch:
+
+    `h^p_k = T[j, k] - LSE_k`,
+    `h^q_k = log m + mean_{j'} T[j', k] - LSE_k`.
+
+    These are the definition's scores for this family, exactly; without
+    noise they depend on the gate `j` only, so the selection is one set of
+    experts per gate, while the mixture weights `softmax_k(g^_j)` still
+    depend on the input. The auxiliary loss uses the same scores. Noise: in
+    this mode `eta` is drawn for the example's own gate `j` only (`[B, n]`,
+    not `[B, m, n]`), so that `g_j = W z + t_j + eta` and the other gates
+    stay noiseless; then `LSE_k = logaddexp(R[j, k], T[j, k] + eta_k)`
+    with `R[j, k] = logsumexp_{j' != j} T[j', k]` (an `[m, n]` table per
+    batch), and `mean_{j'} g_{j'}[k]` gains `eta_k / m`: still exact, for
+    that noise.
+
     With `per_gate_outputs=False` (a multi-scenario layer) each example is
     routed to the gate given by its id and the layer returns one tensor.
     With `per_gate_outputs=True` (the multi-task layer) every example is
@@ -117,6 +145,10 @@ class ExpertSelectionLayer(keras.layers.Layer):
         kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
             Regularizer of the expert and gate kernels. Defaults to `None`.
         seed: int or None. Seed of the gate noise. Defaults to `None`.
+        gate_kind: str. `"per_gate"`: every gate has its own kernel on the
+            gate input (the paper's gates, `O(d m n)` per example).
+            `"shared"`: one kernel shared by all gates plus a bias per gate
+            (see above; `O(d n)` per example). Defaults to `"per_gate"`.
         **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -175,6 +207,7 @@ class ExpertSelectionLayer(keras.layers.Layer):
         ),
         kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
         seed: int | None = None,
+        gate_kind: str = "per_gate",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -191,6 +224,7 @@ class ExpertSelectionLayer(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
+        self.gate_kind = gate_kind
 
         _check_positive_int("num_gates", num_gates)
         _check_positive_int("num_experts", num_experts)
@@ -218,6 +252,11 @@ class ExpertSelectionLayer(keras.layers.Layer):
         if seed is not None and not _is_int(seed):
             raise ValueError(
                 f"`seed` must be an int or None. Received: seed={seed!r}"
+            )
+        if gate_kind not in GATE_KINDS:
+            raise ValueError(
+                f"`gate_kind` must be one of {GATE_KINDS}. "
+                f"Received: gate_kind={gate_kind!r}"
             )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -276,14 +315,22 @@ class ExpertSelectionLayer(keras.layers.Layer):
             shape=(gates, self.gate_embedding_dim),
             initializer=keras.initializers.RandomNormal(stddev=0.05),
         )
-        # All gates' kernels as one [d, m * n] matmul; rows past
-        # `_input_dim` read the gate embedding.
+        if self.gate_kind == "shared":
+            # One [d, n] kernel for all gates: `W` (rows up to
+            # `_input_dim`), then `U` on the gate embeddings.
+            kernel_shape = (dim, experts)
+            initializer = _clone_initializer(self.kernel_initializer)
+        else:
+            # All gates' kernels as one [d, m * n] matmul; rows past
+            # `_input_dim` read the gate embedding.
+            kernel_shape = (dim, gates * experts)
+            initializer = _stacked_initializer(
+                self.kernel_initializer, (dim, experts), gates, "concat"
+            )
         self.gate_kernel = self.add_weight(
             name="gate_kernel",
-            shape=(dim, gates * experts),
-            initializer=_stacked_initializer(
-                self.kernel_initializer, (dim, experts), gates, "concat"
-            ),
+            shape=kernel_shape,
+            initializer=initializer,
             regularizer=self.kernel_regularizer,
         )
         self.gate_bias = self.add_weight(
@@ -327,16 +374,110 @@ class ExpertSelectionLayer(keras.layers.Layer):
             logits, (-1, targets, self.num_gates, self.num_experts)
         )
         if training and self.noise_stddev > 0:
-            logits = ops.add(
-                logits,
-                keras.random.normal(
-                    ops.shape(logits),
-                    stddev=self.noise_stddev,
-                    dtype=logits.dtype,
-                    seed=self.seed_generator,
-                ),
-            )
+            logits = ops.add(logits, self._noise(ops.shape(logits)))
         return logits
+
+    def _noise(self, shape: Any) -> Any:
+        """Gaussian gate noise of the given shape (training only)."""
+        return keras.random.normal(
+            shape,
+            stddev=self.noise_stddev,
+            dtype=self.compute_dtype,
+            seed=self.seed_generator,
+        )
+
+    def _leave_one_out_logsumexp(self, table: Any) -> Any:
+        """`R[j, k] = logsumexp_{j' != j} table[j', k]`, `[m, n]`, in O(m n).
+
+        Every row but the largest of a column is shifted by that largest
+        value, whose term (1) keeps the sum >= 1; the largest row is
+        shifted by the second largest and sums the other rows directly.
+        """
+        if self.num_gates == 1:
+            return ops.full_like(table, _MASKED_LOGIT)
+        top = ops.max(table, axis=0)  # [n]
+        is_top = ops.transpose(
+            ops.one_hot(ops.argmax(table, axis=0), self.num_gates)
+        )
+        is_top = ops.greater(is_top, 0.5)  # [m, n], one row per column
+        scaled = ops.exp(ops.subtract(table, top))
+        total = ops.sum(scaled, axis=0)
+        # The clamp only bites on the largest row (its value is unused) and
+        # on rounding; it keeps the log and its gradient finite.
+        others = ops.add(
+            top, ops.log(ops.maximum(ops.subtract(total, scaled), 1.0))
+        )
+        masked = ops.where(is_top, _MASKED_LOGIT, table)
+        second = ops.max(masked, axis=0)
+        rest = ops.sum(
+            ops.where(is_top, 0.0, ops.exp(ops.subtract(masked, second))),
+            axis=0,
+        )
+        rest = ops.add(second, ops.log(ops.maximum(rest, 1.0)))
+        return ops.where(is_top, rest, others)
+
+    def _shared_scores(
+        self, ids: Any, gate_input: Any, training: Any
+    ) -> tuple[Any, Any, Any]:
+        """The closed form of `gate_kind="shared"` (see the docstring).
+
+        Returns the target gate's logits, `h^p` and `h^q`, each `[B, T, n]`.
+        """
+        gates, experts = self.num_gates, self.num_experts
+        kernel = self.gate_kernel
+        shared = ops.matmul(gate_input, kernel[: self._input_dim])  # [B, n]
+        shared = ops.expand_dims(shared, 1)  # [B, 1, n]
+        # T = b + E U: [m, n], once per batch.
+        table = ops.add(
+            ops.reshape(self.gate_bias, (gates, experts)),
+            ops.matmul(self.gate_embeddings, kernel[self._input_dim :]),
+        )
+        if ids is None:
+
+            def pick(t: Any) -> Any:
+                return ops.expand_dims(t, 0)  # [1, m, n]: every gate
+
+        else:
+
+            def pick(t: Any) -> Any:
+                return ops.expand_dims(ops.take(t, ids, axis=0), 1)
+
+        own = pick(table)  # t_j of each target: [B or 1, T, n]
+        mean = ops.mean(table, axis=0)  # [n]
+        if training and self.noise_stddev > 0:
+            targets = gates if ids is None else 1
+            noise = self._noise((ops.shape(gate_input)[0], targets, experts))
+            own = ops.add(own, noise)
+            logsumexp = ops.logaddexp(
+                pick(self._leave_one_out_logsumexp(table)), own
+            )
+            mean = ops.add(mean, ops.divide(noise, float(gates)))
+        else:
+            logsumexp = ops.logsumexp(table, axis=0)  # [n]
+        logits = ops.add(shared, own)  # [B, T, n]
+        zeros = ops.zeros_like(logits)
+        specific_score = ops.add(ops.subtract(own, logsumexp), zeros)
+        shared_score = ops.add(
+            ops.subtract(mean, logsumexp), float(np.log(gates))
+        )
+        return logits, specific_score, ops.add(shared_score, zeros)
+
+    def _scores(
+        self, ids: Any, gate_input: Any, training: Any
+    ) -> tuple[Any, Any, Any]:
+        """The target gate's logits, `h^p` and `h^q`, each `[B, T, n]`."""
+        if self.gate_kind == "shared":
+            return self._shared_scores(ids, gate_input, training)
+        logits = self._gate_logits(ids, gate_input, training)
+        targets = ops.expand_dims(self._targets(ids), -1)
+        log_p = ops.log_softmax(logits, axis=-2)  # log G~[k, j'], over j'.
+        # -KL(p_j || G~[k, :]) and -KL(q || G~[k, :]), each [B, T, n].
+        specific_score = ops.sum(targets * log_p, -2)
+        shared_score = ops.add(
+            ops.mean(log_p, axis=-2), float(np.log(self.num_gates))
+        )
+        own = ops.sum(targets * logits, axis=-2)
+        return own, specific_score, shared_score
 
     def _targets(self, ids: Any) -> Any:
         """One-hot of each (example, target)'s gate: `[B or 1, T, m]`."""
@@ -344,18 +485,17 @@ class ExpertSelectionLayer(keras.layers.Layer):
             return ops.expand_dims(ops.eye(self.num_gates), 0)
         return ops.expand_dims(ops.one_hot(ids, self.num_gates), 1)
 
-    def _select(self, logits: Any, targets: Any) -> dict[str, Any]:
+    def _select(
+        self, ids: Any, gate_input: Any, training: Any
+    ) -> dict[str, Any]:
         """The expert selection of every (example, target).
 
         Returns a dict: `specific`, `shared` (top-K indices `[B, T, K]`,
         absent when K = 0), `weights` (`[B, T, n]`, zero outside the
         selection) and `aux_loss` (scalar).
         """
-        log_p = ops.log_softmax(logits, axis=-2)  # log G~[k, j'], over j'.
-        # -KL(p_j || G~[k, :]) and -KL(q || G~[k, :]), each [B, T, n].
-        specific_score = ops.sum(ops.expand_dims(targets, -1) * log_p, -2)
-        shared_score = ops.add(
-            ops.mean(log_p, axis=-2), float(np.log(self.num_gates))
+        own, specific_score, shared_score = self._scores(
+            ids, gate_input, training
         )
         out = {}
         selected = None
@@ -371,7 +511,6 @@ class ExpertSelectionLayer(keras.layers.Layer):
             mask = ops.sum(ops.one_hot(indices, self.num_experts), axis=-2)
             selected = mask if selected is None else selected + mask
             aux_loss = aux_loss - ops.mean(ops.sum(mask * score, -1)) / k
-        own = ops.sum(ops.expand_dims(targets, -1) * logits, axis=-2)
         own = ops.where(selected > 0, own, ops.full_like(own, _MASKED_LOGIT))
         out["weights"] = ops.softmax(own, axis=-1)
         out["aux_loss"] = aux_loss
@@ -396,13 +535,11 @@ class ExpertSelectionLayer(keras.layers.Layer):
         if not self.built:
             self.build(keras.tree.map_structure(lambda t: t.shape, inputs))
         _, ids, gate_input = self._split_inputs(inputs)
-        logits = self._gate_logits(ids, gate_input, training)
-        return self._select(logits, self._targets(ids))
+        return self._select(ids, gate_input, training)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         x, ids, gate_input = self._split_inputs(inputs)
-        logits = self._gate_logits(ids, gate_input, training)
-        selection = self._select(logits, self._targets(ids))
+        selection = self._select(ids, gate_input, training)
         if self.aux_loss_weight > 0:
             self.add_loss(
                 ops.multiply(selection["aux_loss"], self.aux_loss_weight)
@@ -439,6 +576,7 @@ class ExpertSelectionLayer(keras.layers.Layer):
                     self.kernel_regularizer
                 ),
                 "seed": self.seed,
+                "gate_kind": self.gate_kind,
             }
         )
         return config

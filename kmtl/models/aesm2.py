@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from kmtl.features.spec import FeatureSpec
+from kmtl.layers.aesm2 import GATE_KINDS
 from kmtl.layers.aesm2 import ExpertSelectionLayer
 from kmtl.models.heads import check_positive
 from kmtl.models.heads import check_units
@@ -43,6 +44,7 @@ def build_aesm2(
     aux_loss_weight: float = 0.01,
     tower_units: Sequence[int] = (64,),
     activation: str = "relu",
+    gate_kind: str = "per_gate",
 ) -> keras.Model:
     """AESM2: KL-based top-K expert selection per scenario level and task.
 
@@ -76,6 +78,12 @@ def build_aesm2(
             Defaults to 0.01.
         tower_units: hidden units of each task tower.
         activation: hidden activation. Defaults to `"relu"`.
+        gate_kind: the gates of the multi-scenario layers: `"per_gate"`
+            (the paper's, a kernel per scenario, `O(d m n)` per example)
+            or `"shared"` (one kernel plus a bias per scenario, with a
+            closed-form selection, `O(d n)` per example; see
+            `ExpertSelectionLayer`). The task layer keeps `"per_gate"`.
+            Defaults to `"per_gate"`.
 
     Returns:
         A functional `keras.Model`, one output per task.
@@ -126,6 +134,11 @@ def build_aesm2(
     _check_float("noise_stddev", noise_stddev)
     _check_float("aux_loss_weight", aux_loss_weight)
     check_units("aesm2", "tower_units", tower_units, True)
+    if gate_kind not in GATE_KINDS:
+        raise ValueError(
+            f"Model 'aesm2': hparam `gate_kind` must be one of {GATE_KINDS}."
+            f" Received: gate_kind={gate_kind!r}"
+        )
     layer_args = dict(
         top_k_specific=top_k_specific,
         top_k_shared=top_k_shared,
@@ -150,6 +163,7 @@ def build_aesm2(
             num_gates=gates,
             num_experts=experts,
             name=f"scenario_layer_{name}",
+            gate_kind=gate_kind,
             **layer_args,
         )([hidden, ids])
     context = scenario_context(spec, encoded, gate_embedding_dim)

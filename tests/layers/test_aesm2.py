@@ -21,18 +21,38 @@ def _kl(p, q):
     return np.sum(np.where(p > 0, p * np.log(ratio), 0.0), axis=-1)
 
 
-def _reference(layer, x, targets, context=None):
-    """NumPy AESM2 selection for one target gate per example.
+def _all_gate_logits(layer, x, targets, context=None, noise=None):
+    """Every gate's logits `[B, m, n]`, built gate by gate from the weights.
 
-    Returns (specific sets, shared sets, weights [B, n], output [B, h],
-    specific KL [B, n], shared KL [B, n]).
+    `noise` (`[B, n]`, shared mode) is added to each example's own gate.
     """
     gates, n = layer.num_gates, layer.num_experts
     embeddings = layer.gate_embeddings.numpy()
     kernel, bias = layer.gate_kernel.numpy(), layer.gate_bias.numpy()
     parts = [x] if context is None else [x, context]
-    z = np.concatenate(parts + [embeddings[targets]], axis=-1)
-    logits = (z @ kernel + bias).reshape(-1, gates, n)  # [B, m, n]
+    if layer.gate_kind == "per_gate":
+        z = np.concatenate(parts + [embeddings[targets]], axis=-1)
+        return (z @ kernel + bias).reshape(-1, gates, n)
+    z = np.concatenate(parts, axis=-1)
+    w, u = kernel[: z.shape[1]], kernel[z.shape[1] :]
+    bias = bias.reshape(gates, n)
+    logits = np.stack(
+        [z @ w + bias[j] + embeddings[j] @ u for j in range(gates)], axis=1
+    ).astype("float64")
+    if noise is not None:
+        logits[np.arange(len(x)), targets] += noise
+    return logits
+
+
+def _reference(layer, x, targets, context=None, noise=None):
+    """NumPy AESM2 selection for one target gate per example.
+
+    Returns (specific sets, shared sets, weights [B, n], output [B, h],
+    specific KL [B, n], shared KL [B, n]).
+    """
+    gates = layer.num_gates
+    n = layer.num_experts
+    logits = _all_gate_logits(layer, x, targets, context, noise)
     g_tilde = _softmax(logits, axis=1).transpose(0, 2, 1)  # [B, n, m]
     one_hot = np.eye(gates)[targets]  # [B, m]
     uniform = np.full(gates, 1.0 / gates)
@@ -221,8 +241,158 @@ class TestExpertSelectionLayer:
             ({"num_gates": 2, "expert_units": ()}, "expert_units=\\(\\)"),
             ({"num_gates": 2, "per_gate_outputs": 1}, "per_gate_outputs=1"),
             ({"num_gates": 2, "seed": 1.5}, "seed=1.5"),
+            (
+                {"num_gates": 2, "gate_kind": "x"},
+                "`gate_kind` must be one of.*Received: gate_kind='x'",
+            ),
         ],
     )
     def test_invalid_args(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             ExpertSelectionLayer(**kwargs)
+
+
+class TestSharedGates:
+    """`gate_kind="shared"`: the closed form equals the definition."""
+
+    def setup_method(self):
+        self.rng = np.random.default_rng(1)
+
+    def _layer(self, gates=5, **kwargs):
+        layer = ExpertSelectionLayer(
+            **{
+                "num_gates": gates,
+                "num_experts": 6,
+                "top_k_specific": 2,
+                "top_k_shared": 2,
+                "expert_units": (3,),
+                "gate_embedding_dim": 3,
+                "gate_kind": "shared",
+                "noise_stddev": 1.0,
+                "kernel_initializer": keras.initializers.RandomNormal(
+                    stddev=1.0, seed=3
+                ),
+                **kwargs,
+            }
+        )
+        x = self.rng.normal(size=(40, 5)).astype("float32")
+        ids = (np.arange(40) % gates).astype("int32")
+        inputs = [x] if layer.per_gate_outputs else [x, ids]
+        layer(inputs)
+        layer.gate_embeddings.assign(
+            self.rng.normal(size=(gates, 3)).astype("float32")
+        )
+        layer.gate_bias.assign(
+            self.rng.normal(size=(gates * 6,)).astype("float32")
+        )
+        return layer, x, ids
+
+    def _fix_noise(self, layer, shape):
+        noise = self.rng.normal(size=shape).astype("float32")
+        layer._noise = lambda _: noise
+        return noise
+
+    def _check(self, selection, reference, target=0):
+        specific, shared, weights, _, kl_sp, kl_sh = reference
+        got_sp = _np(selection["specific"])[:, target]
+        got_sh = _np(selection["shared"])[:, target]
+        assert [set(row) for row in got_sp] == specific
+        assert [set(row) for row in got_sh] == shared
+        np.testing.assert_allclose(
+            _np(selection["weights"])[:, target], weights, atol=1e-5
+        )
+        return (
+            np.sort(kl_sp, -1)[:, :2].mean() + np.sort(kl_sh, -1)[:, :2].mean()
+        )
+
+    def test_layer_battery(self):
+        rng = np.random.default_rng(0)
+        run_layer_test(
+            ExpertSelectionLayer,
+            init_kwargs={
+                "num_gates": 3,
+                "num_experts": 4,
+                "top_k_specific": 1,
+                "top_k_shared": 1,
+                "expert_units": (4, 3),
+                "noise_stddev": 0.1,
+                "gate_kind": "shared",
+            },
+            input_data=[
+                rng.normal(size=(4, 5)).astype("float32"),
+                np.array([0, 1, 2, 0], dtype="int32"),
+            ],
+            expected_output_shape=(4, 3),
+            expected_num_trainable_weights=7,
+            expected_num_non_trainable_weights=0,
+        )
+
+    def test_kernel_is_shared(self):
+        layer, _, _ = self._layer()
+        assert tuple(layer.gate_kernel.shape) == (5 + 3, 6)
+        assert layer.get_config()["gate_kind"] == "shared"
+
+    def test_selection_output_and_aux_loss_match_definition(self):
+        layer, x, ids = self._layer(aux_loss_weight=0.5)
+        reference = _reference(layer, x, ids)
+        aux = self._check(layer.select_experts([x, ids]), reference)
+        # The selection varies with the gate (not with x, without noise).
+        assert len({frozenset(s) for s in reference[0]}) > 1
+        np.testing.assert_allclose(
+            _np(layer([x, ids])), reference[3], atol=1e-5
+        )
+        (loss,) = layer.losses
+        np.testing.assert_allclose(_np(loss), 0.5 * aux, rtol=1e-4)
+
+    def test_noise_on_own_gate_matches_definition(self):
+        layer, x, ids = self._layer()
+        # A dominant gate and expert: the leave-one-out sums must stay exact.
+        bias = _np(layer.gate_bias).reshape(5, 6)
+        bias[2, 1] += 40.0
+        bias[4, 3] -= 40.0
+        layer.gate_bias.assign(bias.reshape(-1))
+        noise = self._fix_noise(layer, (40, 1, 6))
+        selection = layer.select_experts([x, ids], training=True)
+        reference = _reference(layer, x, ids, noise=noise[:, 0])
+        aux = self._check(selection, reference)
+        np.testing.assert_allclose(_np(selection["aux_loss"]), aux, rtol=1e-4)
+        # Noise makes the selection vary within a gate.
+        assert len({frozenset(s) for s in reference[0]}) > 5
+
+    def test_per_gate_outputs_match_definition(self):
+        layer, x, _ = self._layer(gates=3, per_gate_outputs=True)
+        context = None
+        noise = self._fix_noise(layer, (40, 3, 6))
+        selection = layer.select_experts(x, training=True)
+        aux = 0.0
+        for task in range(3):
+            targets = np.full(40, task)
+            reference = _reference(
+                layer, x, targets, context, noise=noise[:, task]
+            )
+            aux += self._check(selection, reference, target=task)
+        np.testing.assert_allclose(
+            _np(selection["aux_loss"]), aux / 3, rtol=1e-4
+        )
+        outputs = layer(x)
+        for task, output in enumerate(outputs):
+            targets = np.full(40, task)
+            *_, expected, _, _ = _reference(layer, x, targets)
+            np.testing.assert_allclose(_np(output), expected, atol=1e-5)
+
+    def test_leave_one_out_logsumexp(self):
+        layer, _, _ = self._layer()
+        table = self.rng.normal(size=(5, 6)) * 3
+        table[3, 0] = 80.0
+        table[1, 2] = table[4, 2] = 7.0  # a tie for the largest
+        got = _np(layer._leave_one_out_logsumexp(table.astype("float32")))
+        for j in range(5):
+            rest = np.delete(table, j, axis=0)
+            top = rest.max(0)
+            expected = top + np.log(np.exp(rest - top).sum(0))
+            np.testing.assert_allclose(got[j], expected, rtol=1e-5)
+
+    def test_one_gate_with_noise_is_finite(self):
+        layer, x, ids = self._layer(gates=1)
+        out = _np(layer([x, ids], training=True))
+        assert np.isfinite(out).all()

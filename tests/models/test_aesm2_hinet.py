@@ -39,6 +39,7 @@ def test_needs_a_scenario(name, synthetic_small):
         ("aesm2", dict(task_experts=0), "`task_experts`.*task_experts=0"),
         ("aesm2", dict(noise_stddev=-0.1), "`noise_stddev`"),
         ("aesm2", dict(aux_loss_weight=None), "`aux_loss_weight`"),
+        ("aesm2", dict(gate_kind="moe"), "`gate_kind`.*gate_kind='moe'"),
         ("hinet", dict(task_switcher="ple"), "`task_switcher`.*'ple'"),
         ("hinet", dict(num_specific_experts=0), "`num_specific_experts`"),
         ("hinet", dict(task_expert_units=()), "`task_expert_units`"),
@@ -96,3 +97,30 @@ def test_aesm2_with_a_hierarchy_level(synthetic_small):
         "cvr": (8, 1),
     }
     assert len(model.losses) == 3
+
+
+def test_aesm2_shared_gates(synthetic_small):
+    df, _, spec = synthetic_small
+    df = df[:512]
+    keras.utils.set_random_seed(0)
+    model = kmtl.build(
+        "aesm2", spec, **{**TINY["aesm2"], "gate_kind": "shared"}
+    )
+    scenario_layer = model.get_layer("scenario_layer_scenario")
+    assert scenario_layer.gate_kind == "shared"
+    assert model.get_layer("task_layer").gate_kind == "per_gate"
+    assert tuple(scenario_layer.gate_kernel.shape)[1] == (
+        scenario_layer.num_experts
+    )
+    history = model.fit(
+        to_dataset(df, spec, batch_size=128), epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    out = model.predict_on_batch(
+        _tensors(features_from_dataframe(df[:8], spec))
+    )
+    assert {k: v.shape for k, v in out.items()} == {
+        "ctr": (8, 1),
+        "cvr": (8, 1),
+    }
+    assert len(model.losses) == 2
