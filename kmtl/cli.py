@@ -107,6 +107,29 @@ def _serve_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quality(args: argparse.Namespace) -> int:
+    from kmtl.training.quality import run_quality
+
+    summary = run_quality(
+        args.dataset,
+        [m.strip() for m in args.models.split(",") if m.strip()],
+        seeds=args.seeds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        out_dir=args.out,
+        learning_rate=args.learning_rate,
+        hparams=json.loads(args.hparams),
+        data_dir=args.data_dir,
+        rows=args.rows,
+    )
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(
+        f"\nWrote runs.csv, summary.csv, summary.md, config.json to {args.out}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kmtl` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -159,6 +182,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--grpc-port", type=int, default=8500)
     serve.add_argument("--rest-port", type=int, default=8501)
     serve.set_defaults(run=_serve_config)
+    benchmark = commands.add_parser(
+        "benchmark", help="quality benchmarks"
+    ).add_subparsers(dest="benchmark", required=True)
+    quality = benchmark.add_parser(
+        "quality",
+        help="train models x seeds with early stopping on validation and "
+        "write mean ± std test AUC and logloss per task (CSV, Markdown)",
+    )
+    quality.add_argument("--dataset", default="census")
+    quality.add_argument("--models", default="shared_bottom,mmoe,ple")
+    quality.add_argument("--seeds", type=int, default=5)
+    quality.add_argument("--epochs", type=int, default=20)
+    quality.add_argument("--batch-size", type=int, default=1024)
+    quality.add_argument("--patience", type=int, default=2)
+    quality.add_argument("--learning-rate", type=float, default=1e-3)
+    quality.add_argument(
+        "--hparams",
+        default="{}",
+        help='JSON per model, e.g. \'{"mmoe": {"num_experts": 4}}\'',
+    )
+    quality.add_argument(
+        "--data-dir", help="dataset files (default: $KMTL_DATA_DIR)"
+    )
+    quality.add_argument(
+        "--rows", type=int, default=20_000, help="synthetic training rows"
+    )
+    quality.add_argument("--out", default="quality", help="output directory")
+    quality.set_defaults(run=_quality)
     args = parser.parse_args(argv)
     return args.run(args)
 
