@@ -1,5 +1,6 @@
 """Data: DataFrames to model inputs and tf.data, synthetic data."""
 
+from kmtl.data import datasets
 from kmtl.data.batching import batched_dataset
 from kmtl.data.pandas import check_features
 from kmtl.data.pandas import features_from_dataframe
@@ -10,6 +11,7 @@ from kmtl.data.synthetic import make_synthetic
 
 __all__ = [
     "batched_dataset",
+    "datasets",
     "check_features",
     "features_from_dataframe",
     "labels_from_dataframe",
