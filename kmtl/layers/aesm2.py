@@ -10,8 +10,8 @@ import numpy as np
 from keras import ops
 
 from kmtl.features.encoder import check_scenario_ids
-from kmtl.layers.experts import Experts
 from kmtl.layers.experts import _stacked_initializer
+from kmtl.layers.experts import build_experts
 from kmtl.layers.mlp import _as_units
 from kmtl.layers.mlp import _check_bool
 from kmtl.layers.mlp import _check_non_negative_int
@@ -295,16 +295,7 @@ class ExpertSelectionLayer(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         x_shape, context_shape = self._split_shapes(input_shape)
-        self.experts = Experts(
-            num_experts=self.num_experts,
-            units=self.expert_units,
-            activation=self.activation,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="experts",
-        )
-        self.experts.build(x_shape)
+        self.experts = build_experts(self, x_shape)
         gates, experts = self.num_gates, self.num_experts
         self._input_dim = int(x_shape[-1]) + (
             0 if context_shape is None else int(context_shape[-1])

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kmtl.layers.experts import Experts
+from kmtl.layers.experts import build_experts
 from kmtl.layers.gates import MixtureGate
 from kmtl.layers.mlp import _as_units
 from kmtl.layers.mlp import _check_bool
@@ -196,16 +196,7 @@ class CGCLayer(Switcher):
             batch, dim = shapes[0][0], shapes[0][-1]
             expert_shape = (batch, self.num_experts, dim)
             gate_shape = (batch, self.num_outputs, dim)
-        self.experts = Experts(
-            num_experts=self.num_experts,
-            units=self.expert_units,
-            activation=self.activation,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="experts",
-        )
-        self.experts.build(expert_shape)
+        self.experts = build_experts(self, expert_shape)
         self.gate = MixtureGate(
             num_gates=self.num_outputs,
             num_experts=self.num_experts,

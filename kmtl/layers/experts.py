@@ -12,6 +12,7 @@ from keras import ops
 from kmtl.layers.mlp import _as_units
 from kmtl.layers.mlp import _check_positive_int
 from kmtl.layers.mlp import _check_units
+from kmtl.layers.mlp import _clone_initializer
 
 
 def _reseeded(
@@ -250,4 +251,31 @@ class Experts(keras.layers.Layer):
         return config
 
 
-__all__ = ["Experts"]
+def build_experts(owner: keras.layers.Layer, input_shape: Any) -> Experts:
+    """The `Experts` sub-layer of a mixture layer, built on `input_shape`.
+
+    Mixture layers (MMoE, CGC, HiNet, AESM2) hold their experts alike: the
+    owner's `num_experts`, `expert_units`, `activation`, a fresh copy of its
+    `kernel_initializer`, its `kernel_regularizer` and dtype policy.
+
+    Args:
+        owner: the mixture layer, with the attributes above.
+        input_shape: the experts' input shape, `[B, d]` or `[B, E, d]`.
+
+    Returns:
+        The built `Experts` layer, named `"experts"`.
+    """
+    experts = Experts(
+        num_experts=owner.num_experts,
+        units=owner.expert_units,
+        activation=owner.activation,
+        kernel_initializer=_clone_initializer(owner.kernel_initializer),
+        kernel_regularizer=owner.kernel_regularizer,
+        dtype=owner.dtype_policy,
+        name="experts",
+    )
+    experts.build(input_shape)
+    return experts
+
+
+__all__ = ["Experts", "build_experts"]

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from kmtl.features.encoder import check_scenario_ids
-from kmtl.layers.experts import Experts
+from kmtl.layers.experts import build_experts
 from kmtl.layers.gates import MixtureGate
 from kmtl.layers.mlp import _as_units
 from kmtl.layers.mlp import _check_positive_int
@@ -149,16 +149,7 @@ class ScenarioExtractionLayer(keras.layers.Layer):
                 f"Received: input_shape={input_shape}"
             )
         x_shape = tuple(shapes[0])
-        self.experts = Experts(
-            num_experts=self.num_experts,
-            units=self.expert_units,
-            activation=self.activation,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="experts",
-        )
-        self.experts.build(x_shape)
+        self.experts = build_experts(self, x_shape)
         self.specific_gate = MixtureGate(
             num_gates=self.num_scenarios,
             num_experts=self.num_specific_experts,

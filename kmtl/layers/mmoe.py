@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.layers.experts import Experts
+from kmtl.layers.experts import build_experts
 from kmtl.layers.gates import MixtureGate
 from kmtl.layers.mlp import _as_units
 from kmtl.layers.mlp import _check_bool
@@ -118,16 +118,7 @@ class MMoELayer(Switcher):
                 "`MMoELayer` takes one tensor of shape [B, d]. "
                 f"Received: input_shape={input_shape}"
             )
-        self.experts = Experts(
-            num_experts=self.num_experts,
-            units=self.expert_units,
-            activation=self.activation,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="experts",
-        )
-        self.experts.build(shape)
+        self.experts = build_experts(self, shape)
         self.gate = MixtureGate(
             num_gates=self.num_gates,
             num_experts=self.num_experts,
