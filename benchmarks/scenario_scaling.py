@@ -8,10 +8,11 @@ own; the figure is the median examples/s of the epochs after the first.
 
     python benchmarks/scenario_scaling.py
     python benchmarks/scenario_scaling.py --models lhuc,star --rows 50000
-    python benchmarks/scenario_scaling.py --models aesm2,aesm2_shared
+    python benchmarks/scenario_scaling.py --models aesm2,aesm2_per_gate
 
-`star_rank2` is STAR with `scenario_rank=2`; `aesm2_shared` is AESM2 with
-`gate_kind="shared"` (one gate kernel for all scenarios).
+`star_rank2` is STAR with `scenario_rank=2`; `aesm2` is AESM2 with its
+default `gate_kind="auto"`; `aesm2_per_gate` forces the paper's gates (a
+kernel per scenario) and `aesm2_shared` one gate kernel for all scenarios.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-MODELS = ("lhuc", "pepnet", "aesm2", "aesm2_shared", "star", "star_rank2")
+MODELS = (
+    "lhuc",
+    "pepnet",
+    "aesm2",
+    "aesm2_per_gate",
+    "aesm2_shared",
+    "star",
+    "star_rank2",
+)
 SCENARIOS = (4, 100, 1000)
 TARGET_RATIO = 0.75  # examples/s at 1,000 scenarios over 4 scenarios
 
@@ -58,8 +67,8 @@ def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     model_name, hparams = name, {}
     if name == "star_rank2":
         model_name, hparams = "star", {"scenario_rank": 2}
-    elif name == "aesm2_shared":
-        model_name, hparams = "aesm2", {"gate_kind": "shared"}
+    elif name.startswith("aesm2_"):
+        model_name, hparams = "aesm2", {"gate_kind": name[len("aesm2_") :]}
     keras.utils.set_random_seed(0)
     model = kmtl.build(
         model_name,

@@ -17,6 +17,14 @@ from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
 from kmtl.models.scenario import scenario_context
 
+MODEL_GATE_KINDS = ("auto", *GATE_KINDS)
+# With "auto", a level with more values than this gets the shared gates:
+# the per-gate scores cost O(d m n) per example beside the experts' own
+# O(d units n), i.e. m / units of it: 25 % at 64 values and 256 units, 4x
+# at 1,000 (measured: 0.30x the 4-scenario speed; benchmarks/
+# scenario_scaling.py).
+AUTO_SHARED_ABOVE = 64
+
 
 def _check_float(name: str, value: object) -> None:
     if (
@@ -28,6 +36,13 @@ def _check_float(name: str, value: object) -> None:
             f"Model 'aesm2': hparam `{name}` must be a float >= 0. "
             f"Received: {name}={value!r}"
         )
+
+
+def _level_gate_kind(gate_kind: str, num_gates: int) -> str:
+    """The layer's `gate_kind` for a level of `num_gates` values."""
+    if gate_kind != "auto":
+        return gate_kind
+    return "shared" if num_gates > AUTO_SHARED_ABOVE else "per_gate"
 
 
 @register_model("aesm2")
@@ -44,7 +59,7 @@ def build_aesm2(
     aux_loss_weight: float = 0.01,
     tower_units: Sequence[int] = (64,),
     activation: str = "relu",
-    gate_kind: str = "per_gate",
+    gate_kind: str = "auto",
 ) -> keras.Model:
     """AESM2: KL-based top-K expert selection per scenario level and task.
 
@@ -79,11 +94,13 @@ def build_aesm2(
         tower_units: hidden units of each task tower.
         activation: hidden activation. Defaults to `"relu"`.
         gate_kind: the gates of the multi-scenario layers: `"per_gate"`
-            (the paper's, a kernel per scenario, `O(d m n)` per example)
-            or `"shared"` (one kernel plus a bias per scenario, with a
+            (the paper's, a kernel per scenario, `O(d m n)` per example),
+            `"shared"` (one kernel plus a bias per scenario, with a
             closed-form selection, `O(d n)` per example; see
-            `ExpertSelectionLayer`). The task layer keeps `"per_gate"`.
-            Defaults to `"per_gate"`.
+            `ExpertSelectionLayer`), or `"auto"`: per level, `"per_gate"`
+            up to 64 values and `"shared"` above, so that the cost stays
+            flat as scenarios grow. The task layer keeps `"per_gate"`.
+            Defaults to `"auto"`.
 
     Returns:
         A functional `keras.Model`, one output per task.
@@ -134,9 +151,10 @@ def build_aesm2(
     _check_float("noise_stddev", noise_stddev)
     _check_float("aux_loss_weight", aux_loss_weight)
     check_units("aesm2", "tower_units", tower_units, True)
-    if gate_kind not in GATE_KINDS:
+    if gate_kind not in MODEL_GATE_KINDS:
         raise ValueError(
-            f"Model 'aesm2': hparam `gate_kind` must be one of {GATE_KINDS}."
+            "Model 'aesm2': hparam `gate_kind` must be one of "
+            f"{MODEL_GATE_KINDS}."
             f" Received: gate_kind={gate_kind!r}"
         )
     layer_args = dict(
@@ -163,7 +181,7 @@ def build_aesm2(
             num_gates=gates,
             num_experts=experts,
             name=f"scenario_layer_{name}",
-            gate_kind=gate_kind,
+            gate_kind=_level_gate_kind(gate_kind, gates),
             **layer_args,
         )([hidden, ids])
     context = scenario_context(spec, encoded, gate_embedding_dim)

@@ -8,7 +8,10 @@ import tensorflow as tf
 import kmtl
 from kmtl.data import features_from_dataframe
 from kmtl.data import to_dataset
+from kmtl.features.spec import CategoricalFeature
+from kmtl.features.spec import FeatureSpec
 from kmtl.features.spec import ScenarioSpec
+from kmtl.features.spec import TaskSpec
 from tests.models.test_models import TINY
 
 
@@ -97,6 +100,24 @@ def test_aesm2_with_a_hierarchy_level(synthetic_small):
         "cvr": (8, 1),
     }
     assert len(model.losses) == 3
+
+
+@pytest.mark.parametrize(
+    ("num_values", "expected"),
+    [(4, "per_gate"), (64, "per_gate"), (65, "shared")],
+)
+def test_aesm2_auto_gates_follow_the_scenario_count(num_values, expected):
+    spec = FeatureSpec(
+        features=[CategoricalFeature("item", vocabulary_size=10)],
+        tasks=[TaskSpec("ctr", label="click")],
+        scenario=ScenarioSpec(
+            "scenario", values=[f"s{i}" for i in range(num_values)]
+        ),
+    )
+    model = kmtl.build("aesm2", spec, **TINY["aesm2"])
+    layer = model.get_layer("scenario_layer_scenario")
+    assert layer.gate_kind == expected
+    assert model.get_layer("task_layer").gate_kind == "per_gate"
 
 
 def test_aesm2_shared_gates(synthetic_small):
