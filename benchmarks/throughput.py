@@ -64,9 +64,7 @@ figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import platform
@@ -74,7 +72,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,46 +79,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kmtl  # noqa: E402
+from kmtl.training.speed import BATCH_SIZE  # noqa: E402
+from kmtl.training.speed import EMBEDDING_DIM  # noqa: E402
+from kmtl.training.speed import EVAL_SEED  # noqa: E402
+from kmtl.training.speed import LEARNING_RATE  # noqa: E402
+from kmtl.training.speed import NOISY_LOAD  # noqa: E402
+from kmtl.training.speed import NUM_DENSE  # noqa: E402
+from kmtl.training.speed import SPEC_HPARAMS  # noqa: E402
+from kmtl.training.speed import TRAIN_SEED  # noqa: E402
+from kmtl.training.speed import VOCABULARY_SIZES  # noqa: E402
+from kmtl.training.speed import AESynthData  # noqa: E402
+from kmtl.training.speed import EpochTimer  # noqa: E402
+from kmtl.training.speed import OtherLoad  # noqa: E402
+from kmtl.training.speed import ae_synth_features  # noqa: E402
+from kmtl.training.speed import ae_synth_labels  # noqa: E402
+from kmtl.training.speed import ae_synth_spec  # noqa: E402
+from kmtl.training.speed import bench_lock  # noqa: E402
+from kmtl.training.speed import make_ae_synth  # noqa: E402
 
-VOCABULARY_SIZES = (
-    100000, 50000, 20000, 10000, 5000, 2000, 1000, 500,
-    200, 100, 50, 20, 10, 10, 5, 3,
-)  # fmt: skip
-NUM_DENSE = 63
-EMBEDDING_DIM = 16
-SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
-BATCH_SIZE = 2048
-LEARNING_RATE = 1e-3
 SERVING_BATCHES = (1, 256)
 SERVING_WARMUP_CALLS = 20
 SERVING_TIMED_CALLS = 300
-TRAIN_SEED = 0
-EVAL_SEED = 1
 KERAS_BASELINE = "keras_mmoe"
-# Above this share of the machine's CPU used by other processes during a
-# timed part, the figure is flagged as noisy.
-NOISY_LOAD = 0.05
-
-MODEL_HPARAMS: dict[str, dict[str, Any]] = {
-    "shared_bottom": {"bottom_units": (256, 128), "tower_units": (64,)},
-    "mmoe": {
-        "num_experts": 8,
-        "expert_units": (256, 128),
-        "tower_units": (64,),
-    },
-    "ple": {
-        "num_levels": 2,
-        "num_shared_experts": 2,
-        "num_task_experts": 2,
-        "expert_units": (256, 128),
-        "tower_units": (64,),
-    },
-    "esmm": {"tower_units": (256, 128, 64)},
-}
+# The SPEC.md dimensions of the models this script compares with the
+# anchors (kmtl.training.speed's table, which `kmtl benchmark speed` uses).
+MODEL_HPARAMS = SPEC_HPARAMS
 
 # SPEC.md anchors: (train ex/s, predict ex/s) per peer.
 ANCHORS: dict[str, dict[str, tuple[float, float]]] = {
@@ -150,96 +135,19 @@ ANCHOR_MODEL = {KERAS_BASELINE: "mmoe"}
 # === Data ===
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-    """One ae-synth set: raw columns and labels."""
-
-    ids: np.ndarray  # [N, 16] int64
-    dense: np.ndarray  # [N, 63] float32
-    scenario: np.ndarray  # [N] int64
-    click: np.ndarray  # [N] int64, 0/1
-    conversion: np.ndarray  # [N] int64, 0/1
-
-    def __len__(self) -> int:
-        return len(self.scenario)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def make_data(rows: int, seed: int) -> Data:
-    """Draws `rows` rows of ae-synth with NumPy's PCG64 seeded `seed`.
-
-    Draw order: the uniforms of the ids `[rows, 16]`, the dense normals
-    `[rows, 63]`, the scenarios, then the click and conversion uniforms.
-    """
-    rng = np.random.default_rng(seed)
-    vocab = np.asarray(VOCABULARY_SIZES, dtype=np.int64)
-    u = rng.random((rows, len(vocab)))
-    ids = np.minimum(vocab - 1, np.floor(vocab * u**3).astype(np.int64))
-    dense = rng.standard_normal((rows, NUM_DENSE), dtype=np.float32)
-    scenario = rng.choice(len(SCENARIO_SHARES), size=rows, p=SCENARIO_SHARES)
-    d0, d1, d2 = (dense[:, i].astype(np.float64) for i in range(3))
-    click_logit = (
-        -3.0
-        + 0.8 * d0
-        + 0.5 * d1
-        + 0.3 * (ids[:, 15] == 1)
-        + 0.2 * (scenario - 1.5)
-    )
-    click = rng.random(rows) < _sigmoid(click_logit)
-    converted = rng.random(rows) < _sigmoid(-2.0 + 0.6 * d2 + 0.4 * d0)
-    return Data(
-        ids=ids,
-        dense=dense,
-        scenario=scenario.astype(np.int64),
-        click=click.astype(np.int64),
-        conversion=(click & converted).astype(np.int64),
-    )
-
-
-def make_spec(layout: str, metrics: str) -> kmtl.FeatureSpec:
-    """The kmtl spec of ae-synth: 16 id fields, 63 raw floats (one vector
-    or 63 scalars), the scenario column, tasks click and conversion."""
-    if layout == "vector":
-        numericals = [kmtl.NumericalFeature("dense", dim=NUM_DENSE)]
-    else:
-        numericals = [kmtl.NumericalFeature(f"d{i}") for i in range(NUM_DENSE)]
-    task_metrics = None if metrics == "auc" else ()
-    return kmtl.FeatureSpec(
-        features=[
-            kmtl.CategoricalFeature(f"c{i}", vocabulary_size=size)
-            for i, size in enumerate(VOCABULARY_SIZES)
-        ]
-        + numericals,
-        tasks=[
-            kmtl.TaskSpec("click", metrics=task_metrics),
-            kmtl.TaskSpec("conversion", metrics=task_metrics),
-        ],
-        scenario=kmtl.ScenarioSpec(
-            "scenario", values=[f"s{i}" for i in range(4)]
-        ),
-        embedding_dim=EMBEDDING_DIM,
-    )
-
-
-def raw_features(data: Data, spec: kmtl.FeatureSpec) -> dict[str, np.ndarray]:
-    """The model inputs of `spec`, checked and converted by kmtl."""
-    columns: dict[str, np.ndarray] = {
-        f"c{i}": data.ids[:, i] for i in range(len(VOCABULARY_SIZES))
-    }
-    if "dense" in spec.input_names:
-        columns["dense"] = data.dense
-    else:
-        columns.update({f"d{i}": data.dense[:, i] for i in range(NUM_DENSE)})
-    columns["scenario"] = data.scenario
-    return kmtl.data.check_features(columns, spec)
+# The workload's generator, spec, inputs and labels are kmtl.training.speed's
+# (`make_ae_synth`, `ae_synth_spec`, `ae_synth_features`, `ae_synth_labels`);
+# the old names stay for the scripts that import them from here
+# (serving_latency.py, scenario_scaling.py).
+Data = AESynthData
+make_data = make_ae_synth
+make_spec = ae_synth_spec
+raw_features = ae_synth_features
 
 
 def make_dataset(
     features: dict[str, np.ndarray],
-    data: Data | None = None,
+    data: AESynthData | None = None,
     tasks: Sequence[kmtl.TaskSpec] = (),
     pipeline: str = "kmtl",
 ) -> tf.data.Dataset:
@@ -253,10 +161,7 @@ def make_dataset(
     """
     element: Any = features
     if data is not None:
-        frame = pd.DataFrame(
-            {"click": data.click, "conversion": data.conversion}
-        )
-        labels, weights = kmtl.data.labels_from_dataframe(frame, tasks)
+        labels, weights = ae_synth_labels(data, tasks)
         element = (features, labels, weights)
     if pipeline == "kmtl":
         return kmtl.data.batched_dataset(element, BATCH_SIZE)
@@ -335,79 +240,6 @@ def build_keras_mmoe(spec: kmtl.FeatureSpec) -> keras.Model:
 
 
 # === Measurements ===
-
-
-@contextlib.contextmanager
-def bench_lock(path: str) -> Iterator[None]:
-    """Holds an exclusive `flock` on `path` (waiting for it if needed)."""
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"  (waiting for the benchmark lock {path})", flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class OtherLoad:
-    """Share of the machine's CPU time used by other processes while the
-    block runs (0 to 1; `None` where `/proc/stat` is missing)."""
-
-    def __enter__(self) -> OtherLoad:
-        self.share: float | None = None
-        self._start = (_cpu_ticks(), os.times())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        ticks, own = _cpu_ticks(), os.times()
-        if ticks is None or self._start[0] is None:
-            return
-        total = ticks[0] - self._start[0][0]
-        busy = total - (ticks[1] - self._start[0][1])
-        before = self._start[1]
-        mine = (own.user - before.user + own.system - before.system) * (
-            os.sysconf("SC_CLK_TCK")
-        )
-        self.share = max(0.0, (busy - mine) / total) if total > 0 else 0.0
-
-
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(all, idle + iowait) clock ticks of the machine since boot."""
-    try:
-        with open("/proc/stat") as handle:
-            values = [int(v) for v in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return sum(values), values[3] + values[4]
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of every epoch, and how long each epoch waited
-    before its first batch started (creating the dataset iterator)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-        self.start_waits: list[float] = []
-        self._start = 0.0
-        self._first = True
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._first = True
-        self._start = time.perf_counter()
-
-    def on_train_batch_begin(
-        self, batch: int, logs: dict | None = None
-    ) -> None:
-        if self._first:
-            self.start_waits.append(time.perf_counter() - self._start)
-            self._first = False
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def time_training(
@@ -729,8 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Python {env['python']}"
     )
     start = time.perf_counter()
-    train_data = make_data(args.rows, TRAIN_SEED)
-    eval_data = make_data(args.eval_rows, EVAL_SEED)
+    train_data = make_ae_synth(args.rows, TRAIN_SEED)
+    eval_data = make_ae_synth(args.eval_rows, EVAL_SEED)
     print(
         f"ae-synth: {len(train_data):,} train / {len(eval_data):,} eval "
         f"rows, click rate {train_data.click.mean():.3f}, conversion rate "
@@ -739,9 +571,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"metrics {args.metrics}, pipeline {args.pipeline}, batch "
         f"{BATCH_SIZE}, {args.epochs} epochs"
     )
-    spec = make_spec(args.layout, args.metrics)
-    train_features = raw_features(train_data, spec)
-    eval_features = raw_features(eval_data, spec)
+    spec = ae_synth_spec(args.layout, args.metrics)
+    train_features = ae_synth_features(train_data, spec)
+    eval_features = ae_synth_features(eval_data, spec)
     eval_ds = make_dataset(eval_features, pipeline=args.pipeline)
 
     results: list[Result] = []
@@ -764,16 +596,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     if args.keras_baseline:
-        vector_spec = make_spec("vector", args.metrics)
+        vector_spec = ae_synth_spec("vector", args.metrics)
         names = [n for n in vector_spec.input_names if n != "scenario"]
         base_train = {
             n: v
-            for n, v in raw_features(train_data, vector_spec).items()
+            for n, v in ae_synth_features(train_data, vector_spec).items()
             if n in names
         }
         base_eval = {
             n: v
-            for n, v in raw_features(eval_data, vector_spec).items()
+            for n, v in ae_synth_features(eval_data, vector_spec).items()
             if n in names
         }
         keras.utils.clear_session()

@@ -130,6 +130,33 @@ def _quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speed(args: argparse.Namespace) -> int:
+    from kmtl.training.speed import format_speed_table
+    from kmtl.training.speed import run_speed
+
+    models = None
+    if args.models:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        table = run_speed(
+            models,
+            rows=args.rows,
+            eval_rows=args.eval_rows,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            out=args.out,
+            lock=args.lock or None,
+        )
+    except ValueError as err:
+        print(f"kmtl benchmark speed: error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(format_speed_table(table))
+    if args.out:
+        print(f"\nWrote {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kmtl` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -183,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--rest-port", type=int, default=8501)
     serve.set_defaults(run=_serve_config)
     benchmark = commands.add_parser(
-        "benchmark", help="quality benchmarks"
+        "benchmark", help="quality and speed benchmarks"
     ).add_subparsers(dest="benchmark", required=True)
     quality = benchmark.add_parser(
         "quality",
@@ -210,6 +237,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     quality.add_argument("--out", default="quality", help="output directory")
     quality.set_defaults(run=_quality)
+    speed = benchmark.add_parser(
+        "speed",
+        help="train and predict examples/s of every model on the shared "
+        "ae-synth workload (median of epochs 2..N)",
+    )
+    speed.add_argument(
+        "--models", help="comma-separated models (default: all registered)"
+    )
+    speed.add_argument("--rows", type=int, default=200_000)
+    speed.add_argument("--eval-rows", type=int, default=50_000)
+    speed.add_argument("--epochs", type=int, default=3)
+    speed.add_argument("--batch-size", type=int, default=2048)
+    speed.add_argument(
+        "--out", help="also write the table to this .csv or .json file"
+    )
+    speed.add_argument(
+        "--lock",
+        default="/tmp/kmtl-bench.lock",
+        help="flock file held while timing, so that timed runs never "
+        "overlap; '' for none (default: %(default)s)",
+    )
+    speed.set_defaults(run=_speed)
     args = parser.parse_args(argv)
     return args.run(args)
 
