@@ -1,6 +1,7 @@
-"""Losses, metrics, compile arguments and evaluation."""
+"""Losses, metrics, compile arguments, optimizers and evaluation."""
 
 from kmtl.training.compile import compile_args
 from kmtl.training.evaluate import evaluate
+from kmtl.training.lazy_adam import LazyAdam
 
-__all__ = ["compile_args", "evaluate"]
+__all__ = ["LazyAdam", "compile_args", "evaluate"]
