@@ -16,7 +16,14 @@ import keras
 
 from kmtl.data.datasets.splits import DatasetSplits
 
-DATASETS = ("census", "synthetic")
+DATASETS = (
+    "census",
+    "synthetic",
+    "aliexpress",
+    "movielens",
+    "aliccp",
+    "kuairand",
+)
 METRICS = ("auc", "logloss")
 
 
@@ -30,10 +37,15 @@ def load_benchmark_data(
 
     Args:
         dataset: str. `"census"` (`kmtl.data.datasets.load_census`, income
-            and never-married) or `"synthetic"` (`kmtl.data.make_synthetic`:
-            `rows` training rows, a quarter of that each for validation and
-            test, drawn with seeds 0, 1 and 2).
-        data_dir: str or path. Where the census files are. Defaults to
+            and never-married), `"aliexpress"` (`load_aliexpress`, country
+            NL: ctr and cvr), `"movielens"` (`load_movielens_1m`: like, age
+            group scenarios), `"aliccp"` (`load_aliccp`: ctr and cvr),
+            `"kuairand"` (`load_kuairand`, KuaiRand-Pure: is_click,
+            long_view, is_like over the tabs), each with its default
+            split, or `"synthetic"` (`kmtl.data.make_synthetic`: `rows`
+            training rows, a quarter of that each for validation and test,
+            drawn with seeds 0, 1 and 2).
+        data_dir: str or path. Where the dataset files are. Defaults to
             `KMTL_DATA_DIR`.
         rows: int. Training rows of the synthetic data. Defaults to 20,000.
 
@@ -46,13 +58,24 @@ def load_benchmark_data(
     data = load_benchmark_data("synthetic", rows=2000)
     ```
     """
+    from kmtl.data.datasets.aliccp import load_aliccp
+    from kmtl.data.datasets.aliexpress import load_aliexpress
     from kmtl.data.datasets.census import load_census
+    from kmtl.data.datasets.kuairand import load_kuairand
+    from kmtl.data.datasets.movielens import load_movielens_1m
     from kmtl.data.synthetic import SCENARIOS
     from kmtl.data.synthetic import make_synthetic
     from kmtl.features.spec import FeatureSpec
 
-    if dataset == "census":
-        return load_census(data_dir)
+    loaders = {
+        "census": load_census,
+        "aliexpress": load_aliexpress,
+        "movielens": load_movielens_1m,
+        "aliccp": load_aliccp,
+        "kuairand": load_kuairand,
+    }
+    if dataset in loaders:
+        return loaders[dataset](data_dir)
     if dataset != "synthetic":
         raise ValueError(
             f"`dataset` must be one of {DATASETS}. Received: "
