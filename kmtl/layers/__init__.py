@@ -2,6 +2,8 @@
 
 from kmtl.features.encoder import FeatureEncoder
 from kmtl.layers.aesm2 import ExpertSelectionLayer
+from kmtl.layers.aitm import AdaptiveInformationTransfer
+from kmtl.layers.aitm import BehavioralExpectationCalibrator
 from kmtl.layers.cgc import CGCLayer
 from kmtl.layers.cross import CrossNet
 from kmtl.layers.epnet import EPNet
@@ -21,6 +23,8 @@ from kmtl.layers.switcher import Switcher
 from kmtl.layers.switcher import get_switcher
 
 __all__ = [
+    "AdaptiveInformationTransfer",
+    "BehavioralExpectationCalibrator",
     "CGCLayer",
     "CrossNet",
     "EPNet",

@@ -22,6 +22,7 @@ TINY = {
         tower_units=(4,),
     ),
     "esmm": dict(tower_units=(8, 4)),
+    "aitm": dict(tower_units=(8, 4)),
     "dcn": dict(cross_layers=2, deep_units=(8,), tower_units=(4,)),
     "hinet": dict(
         num_shared_experts=2,
