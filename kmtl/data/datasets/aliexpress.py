@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kmtl.data.datasets.files import DATA_DIR_ENV
 from kmtl.data.datasets.files import find_data_file
 from kmtl.data.datasets.splits import DatasetSplits
 from kmtl.features.spec import FeatureSpec
@@ -35,26 +33,6 @@ def file_names(country: str, part: str) -> tuple[str, str]:
     return (
         f"AliExpress_{country}/{part}.csv",
         f"aliexpress_{country}_{part}.csv",
-    )
-
-
-def _find_first(names: Sequence[str], data_dir: Any) -> Path:
-    """The first of `names` found by `find_data_file`; else one
-    FileNotFoundError naming every place tried."""
-    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-    if not root:
-        return find_data_file(names[0], DATASET, data_dir)  # raises
-    for name in names:
-        try:
-            return find_data_file(name, DATASET, root)
-        except FileNotFoundError:
-            continue
-    places = [
-        str(Path(root) / sub / name) for name in names for sub in (DATASET, "")
-    ]
-    raise FileNotFoundError(
-        f"{names[0]!r} of the {DATASET} dataset is missing. Expected one of "
-        f"{', '.join(places)} (kmtl never downloads it)."
     )
 
 
@@ -178,7 +156,7 @@ def load_aliexpress(
     import pandas as pd
 
     paths = {
-        (c, part): _find_first(file_names(c, part), data_dir)
+        (c, part): find_data_file(file_names(c, part), DATASET, data_dir)
         for c in countries
         for part in ("train", "test")
     }

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kmtl.data.datasets.files import DATA_DIR_ENV
 from kmtl.data.datasets.files import find_data_file
 from kmtl.data.datasets.splits import DatasetSplits
 from kmtl.features.spec import CategoricalFeature
@@ -49,27 +47,6 @@ USER_COUNTS = (
 VIDEO_IDS = ("author_id", "music_id")
 VIDEO_CATEGORICAL = ("video_type", "upload_type", "music_type")
 VIDEO_COLUMNS = ("video_id", *VIDEO_IDS, *VIDEO_CATEGORICAL)
-
-
-def _find(name: str, dataset: str, data_dir: Any) -> Path:
-    """`name` in the release's `data/` folder or beside it; else one
-    FileNotFoundError naming every place tried."""
-    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-    if not root:
-        return find_data_file(name, dataset, data_dir)  # raises
-    for candidate in (f"data/{name}", name):
-        try:
-            return find_data_file(candidate, dataset, root)
-        except FileNotFoundError:
-            continue
-    places = [
-        str(Path(root) / sub / name)
-        for sub in (f"{dataset}/data", "data", dataset, "")
-    ]
-    raise FileNotFoundError(
-        f"{name!r} of the {dataset} dataset is missing. Expected one of "
-        f"{', '.join(places)} (kmtl never downloads it)."
-    )
 
 
 def _as_strings(series: Any) -> Any:
@@ -117,9 +94,13 @@ def read_kuairand(
         )
     dataset = VERSIONS[version]
     suffix = f"_{version}.csv"
-    paths = [_find(f + suffix, dataset, data_dir) for f in LOG_FILES]
-    user_path = _find(USER_FILE + suffix, dataset, data_dir)
-    video_path = _find(VIDEO_FILE + suffix, dataset, data_dir)
+    # A release keeps its CSVs in a `data/` folder; accept them beside it.
+    *paths, user_path, video_path = (
+        find_data_file(
+            (f"data/{name}{suffix}", name + suffix), dataset, data_dir
+        )
+        for name in (*LOG_FILES, USER_FILE, VIDEO_FILE)
+    )
     logs = pd.concat(
         [
             pd.read_csv(
