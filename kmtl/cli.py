@@ -23,6 +23,7 @@ def _list(_: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import kmtl
     from kmtl.data.synthetic import make_synthetic
+    from kmtl.data.synthetic import true_probabilities
     from kmtl.training.metrics import evaluate_predictions
 
     hparams = json.loads(args.hparams)
@@ -61,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
     report = evaluate_predictions(test_df, predictions, tasks)
     oracle = evaluate_predictions(
         test_df,
-        {t.name: truth[t.name] for t in tasks if t.name in truth},
+        true_probabilities(truth, tasks),
         tasks,
     )
     report["oracle_auc"] = report["task"].map(

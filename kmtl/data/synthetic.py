@@ -4,6 +4,9 @@ that learns should approach the AUC of the true probabilities)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 SCENARIOS = ("home", "search", "cart", "detail")
@@ -154,3 +157,38 @@ def make_synthetic(
     )
     truth = pd.DataFrame({"ctr": ctr, "cvr": cvr, "ctcvr": ctr * cvr})
     return df, truth
+
+
+def true_probabilities(truth: Any, tasks: Sequence[Any]) -> dict[str, Any]:
+    """The true probability behind each task's label, per row.
+
+    A task's label is read from its label columns and sample space:
+    `click` is `ctr`; `purchase` within clicks is `cvr`; `purchase` over
+    every impression, or the product click x purchase (ESMM's `ctcvr`,
+    AITM's end-to-end CVR), is `ctcvr`.
+
+    Args:
+        truth: pandas.DataFrame from `make_synthetic`.
+        tasks: TaskSpecs, e.g. `kmtl.model_tasks(name, spec)`.
+
+    Returns:
+        dict task name -> array of probabilities, for the tasks whose
+        labels come from `click` and `purchase`.
+
+    Example:
+
+    ```python
+    df, truth = make_synthetic(1000)
+    oracle = true_probabilities(truth, kmtl.model_tasks("aitm", spec))
+    ```
+    """
+    out = {}
+    for task in tasks:
+        labels = set(task.label_columns)
+        if labels == {"click"}:
+            out[task.name] = truth["ctr"].to_numpy()
+        elif labels == {"purchase"} and task.sample_space is not None:
+            out[task.name] = truth["cvr"].to_numpy()
+        elif labels in ({"purchase"}, {"click", "purchase"}):
+            out[task.name] = truth["ctcvr"].to_numpy()
+    return out

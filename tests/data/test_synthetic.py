@@ -29,3 +29,24 @@ def test_same_seeds_same_data_and_shared_world():
 def test_invalid_size():
     with pytest.raises(ValueError, match="num_rows=0"):
         make_synthetic(0)
+
+
+def test_true_probabilities_follow_each_models_labels():
+    import kmtl
+    from kmtl.data.synthetic import true_probabilities
+
+    df, truth = make_synthetic(500, seed=5)
+    spec = kmtl.FeatureSpec.from_dataframe(
+        df,
+        labels={"ctr": "click", "cvr": "purchase"},
+        scenario="scenario",
+        sample_spaces={"cvr": "ctr"},
+    )
+    plain = true_probabilities(truth, kmtl.model_tasks("mmoe", spec))
+    np.testing.assert_array_equal(plain["ctr"], truth.ctr)
+    np.testing.assert_array_equal(plain["cvr"], truth.cvr)
+    # ESMM adds ctcvr; AITM trains cvr end to end (click x purchase).
+    esmm = true_probabilities(truth, kmtl.model_tasks("esmm", spec))
+    np.testing.assert_array_equal(esmm["ctcvr"], truth.ctcvr)
+    aitm = true_probabilities(truth, kmtl.model_tasks("aitm", spec))
+    np.testing.assert_array_equal(aitm["cvr"], truth.ctcvr)
