@@ -1,9 +1,10 @@
 """kmtl: multi-task and multi-scenario recommendation models for Keras 3,
 exported for TensorFlow Serving."""
 
+import importlib.util
+
 from kmtl import data
 from kmtl import layers
-from kmtl.export import export
 from kmtl.features import CategoricalFeature
 from kmtl.features import FeatureSpec
 from kmtl.features import NumericalFeature
@@ -18,6 +19,12 @@ from kmtl.models import register_model
 from kmtl.training import compile_args
 from kmtl.training import evaluate
 from kmtl.version import __version__
+
+# Export writes TensorFlow SavedModels. Without TensorFlow (Keras on JAX or
+# PyTorch alone) the layers and models still load; `kmtl.export` does not.
+if importlib.util.find_spec("tensorflow") is not None:
+    from kmtl.export import export
+
 
 __all__ = [
     "CategoricalFeature",

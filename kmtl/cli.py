@@ -147,6 +147,7 @@ def _speed(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             out=args.out,
             lock=args.lock or None,
+            optimizer=args.optimizer,
         )
     except ValueError as err:
         print(f"kmtl benchmark speed: error: {err}", file=sys.stderr)
@@ -250,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed.add_argument("--eval-rows", type=int, default=50_000)
     speed.add_argument("--epochs", type=int, default=3)
     speed.add_argument("--batch-size", type=int, default=2048)
+    speed.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=["adam", "lazy_adam"],
+        help="lazy_adam: kmtl.training.LazyAdam (default: %(default)s)",
+    )
     speed.add_argument(
         "--out", help="also write the table to this .csv or .json file"
     )

@@ -75,6 +75,7 @@ def test_unknown_model_is_named():
         ({"rows": 0}, "rows"),
         ({"out": "speed.txt"}, "csv or .json"),
         ({"models": []}, "empty"),
+        ({"optimizer": "sgd"}, "optimizer='sgd'"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -162,3 +163,21 @@ def test_cli_unknown_model_is_an_error(capsys):
     code = main(["benchmark", "speed", "--models", "no_such_model"])
     assert code == 2
     assert "no_such_model" in capsys.readouterr().err
+
+
+def test_lazy_adam_option_trains():
+    from kmtl.training.speed import ae_synth_spec
+    from kmtl.training.speed import make_ae_synth
+    from kmtl.training.speed import time_model
+
+    result = time_model(
+        "shared_bottom",
+        ae_synth_spec(),
+        make_ae_synth(4096, 0),
+        make_ae_synth(1024, 1),
+        epochs=2,
+        lock=None,
+        optimizer="lazy_adam",
+    )
+    assert result.skipped is None
+    assert result.train_rate > 0 and result.predict_rate > 0

@@ -37,6 +37,7 @@ EMBEDDING_DIM = 16
 SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
 BATCH_SIZE = 2048
 LEARNING_RATE = 1e-3
+OPTIMIZERS = ("adam", "lazy_adam")
 TRAIN_SEED = 0
 EVAL_SEED = 1
 DEFAULT_LOCK = "/tmp/kmtl-bench.lock"
@@ -90,6 +91,7 @@ class AESynthData:
         scenario: int64 `[N]`. Scenario ids in 0..3.
         click: int64 `[N]`. 0/1.
         conversion: int64 `[N]`. 0/1, and 0 wherever `click` is 0.
+        ctr: float64 `[N]`. The true click probability (the oracle).
     """
 
     ids: np.ndarray
@@ -97,6 +99,7 @@ class AESynthData:
     scenario: np.ndarray
     click: np.ndarray
     conversion: np.ndarray
+    ctr: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scenario)
@@ -148,7 +151,8 @@ def make_ae_synth(rows: int, seed: int) -> AESynthData:
         + 0.3 * (ids[:, 15] == 1)
         + 0.2 * (scenario - 1.5)
     )
-    click = rng.random(rows) < _sigmoid(click_logit)
+    ctr = _sigmoid(click_logit)
+    click = rng.random(rows) < ctr
     converted = rng.random(rows) < _sigmoid(-2.0 + 0.6 * d2 + 0.4 * d0)
     return AESynthData(
         ids=ids,
@@ -156,6 +160,7 @@ def make_ae_synth(rows: int, seed: int) -> AESynthData:
         scenario=scenario.astype(np.int64),
         click=click.astype(np.int64),
         conversion=(click & converted).astype(np.int64),
+        ctr=ctr,
     )
 
 
@@ -454,6 +459,19 @@ def _largest(values: Sequence[float | None]) -> float | None:
     return max(known) if known else None
 
 
+def _optimizer(name: str) -> keras.optimizers.Optimizer:
+    from kmtl.training.lazy_adam import LazyAdam
+
+    if name not in OPTIMIZERS:
+        raise ValueError(
+            f"`optimizer` must be one of {OPTIMIZERS}. "
+            f"Received: optimizer={name!r}"
+        )
+    if name == "lazy_adam":
+        return LazyAdam(LEARNING_RATE)
+    return keras.optimizers.Adam(LEARNING_RATE)
+
+
 def time_model(
     name: str,
     spec: Any,
@@ -466,6 +484,7 @@ def time_model(
     lock: str | None = DEFAULT_LOCK,
     train_features: dict[str, np.ndarray] | None = None,
     eval_features: dict[str, np.ndarray] | None = None,
+    optimizer: str = "adam",
 ) -> SpeedResult:
     """Builds one model, times `epochs` epochs of `fit` and one `predict`
     pass (after an untimed warm-up pass).
@@ -491,6 +510,9 @@ def time_model(
             Defaults to `/tmp/kmtl-bench.lock`.
         train_features, eval_features: dicts. The inputs of `train` and
             `evaluation`, when already converted. Defaults to converting.
+        optimizer: str. `"adam"` (Keras's) or `"lazy_adam"`
+            (`kmtl.training.LazyAdam`, row-wise embedding updates), at
+            learning rate 1e-3. Defaults to `"adam"`.
 
     Returns:
         `SpeedResult`.
@@ -523,7 +545,7 @@ def time_model(
         model = build(
             name,
             spec,
-            optimizer=keras.optimizers.Adam(LEARNING_RATE),
+            optimizer=_optimizer(optimizer),
             **hparams,
         )
     except ValueError as err:
@@ -609,6 +631,7 @@ def run_speed(
     out: str | os.PathLike | None = None,
     lock: str | None = DEFAULT_LOCK,
     verbose: bool = True,
+    optimizer: str = "adam",
 ) -> Any:
     """Times training and prediction of each model on ae-synth.
 
@@ -632,6 +655,8 @@ def run_speed(
             Defaults to `/tmp/kmtl-bench.lock`.
         verbose: bool. Print each model's figures as it finishes.
             Defaults to `True`.
+        optimizer: str. `"adam"` or `"lazy_adam"` (see `time_model`).
+            Defaults to `"adam"`.
 
     Returns:
         pandas.DataFrame with `COLUMNS`, one row per model in order:
@@ -676,6 +701,7 @@ def run_speed(
                 + (" (epoch 1 is the warm-up)" if arg == "epochs" else "")
                 + f". Received: {arg}={value}"
             )
+    _optimizer(optimizer)  # checks the name before any work
     suffix = None if out is None else Path(out).suffix.lower()
     if suffix not in (None, ".csv", ".json"):
         raise ValueError(
@@ -691,7 +717,8 @@ def run_speed(
     if verbose:
         print(
             f"ae-synth: {rows:,} train / {eval_rows:,} predict rows, batch "
-            f"{batch_size}, {epochs} epochs, {len(models)} model(s); "
+            f"{batch_size}, {epochs} epochs, {optimizer}, "
+            f"{len(models)} model(s); "
             f"{os.cpu_count()} CPU cores, Keras {keras.__version__} "
             f"({keras.backend.backend()})",
             flush=True,
@@ -709,6 +736,7 @@ def run_speed(
             lock=lock,
             train_features=train_features,
             eval_features=eval_features,
+            optimizer=optimizer,
         )
         results.append(result)
         if not verbose:
@@ -737,6 +765,7 @@ def run_speed(
             "epochs": epochs,
             "batch_size": batch_size,
             "learning_rate": LEARNING_RATE,
+            "optimizer": optimizer,
             "cpu_count": os.cpu_count(),
             "kmtl": __version__,
             "keras": keras.__version__,
