@@ -38,7 +38,11 @@ def test_two_seeds_write_the_table(tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert "auc_mean" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "auc_mean" in printed
+    # One progress line per finished run.
+    assert "- shared_bottom seed 0: test AUC ctr 0." in printed
+    assert "- shared_bottom seed 1: test AUC ctr 0." in printed
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == [
         "model",

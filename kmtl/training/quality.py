@@ -251,6 +251,7 @@ def run_quality(
     hparams: Mapping[str, Mapping[str, Any]] | None = None,
     data_dir: str | os.PathLike | None = None,
     rows: int = 20_000,
+    verbose: bool = True,
 ) -> Any:
     """Trains every model with every seed (early stopping on validation),
     evaluates each on test with `kmtl.evaluate`, and writes the figures.
@@ -272,6 +273,9 @@ def run_quality(
         hparams: dict model name -> its hyperparameters. Defaults to none.
         data_dir: str or path. Census files. Defaults to `KMTL_DATA_DIR`.
         rows: int. Synthetic training rows. Defaults to 20,000.
+        verbose: bool. Print each run's test AUCs as it finishes (and
+            rewrite `runs.csv`, so finished runs survive an interruption).
+            Defaults to `True`.
 
     Returns:
         pandas.DataFrame: the summary (see `summarize`).
@@ -292,6 +296,7 @@ def run_quality(
     hparams = {name: dict(hparams.get(name, {})) for name in hparams or {}}
     start = time.perf_counter()
     data = load_benchmark_data(dataset, data_dir=data_dir, rows=rows)
+    out = Path(out_dir)
     records = []
     for name in models:
         for seed in seeds:
@@ -313,6 +318,22 @@ def run_quality(
             table["epochs"] = len(history.history["loss"])
             table["seconds"] = seconds
             records.append(table)
+            # Finished runs survive an interrupted benchmark.
+            out.mkdir(parents=True, exist_ok=True)
+            pd.concat(records, ignore_index=True).to_csv(
+                out / "runs.csv", index=False
+            )
+            if verbose:
+                overall = table[table.scenario == "all"]
+                aucs = ", ".join(
+                    f"{task} {auc:.4f}"
+                    for task, auc in zip(overall.task, overall.auc, strict=True)
+                )
+                print(
+                    f"- {name} seed {seed}: test AUC {aucs} "
+                    f"({table['epochs'].iloc[0]} epochs, {seconds:.0f} s)",
+                    flush=True,
+                )
     runs = pd.concat(records, ignore_index=True)
     summary = summarize(runs)
     config = {
@@ -335,8 +356,6 @@ def run_quality(
         "python": platform.python_version(),
         "wall_seconds": time.perf_counter() - start,
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(to_markdown(summary, config))
