@@ -51,7 +51,6 @@ def _reference(layer, x, targets, context=None, noise=None):
     specific KL [B, n], shared KL [B, n]).
     """
     gates = layer.num_gates
-    n = layer.num_experts
     logits = _all_gate_logits(layer, x, targets, context, noise)
     g_tilde = _softmax(logits, axis=1).transpose(0, 2, 1)  # [B, n, m]
     one_hot = np.eye(gates)[targets]  # [B, m]
@@ -67,7 +66,7 @@ def _reference(layer, x, targets, context=None, noise=None):
         selected[b, list(specific[b] | shared[b])] = True
     weights = _softmax(np.where(selected, own, -np.inf), axis=-1)
     k0, b0 = (w.numpy() for w in layer.experts.weights)
-    experts = np.maximum(x @ k0 + b0.reshape(-1), 0).reshape(len(x), n, -1)
+    experts = np.maximum(np.einsum("bd,edh->beh", x, k0) + b0, 0)
     output = np.einsum("bn,bnh->bh", weights, experts)
     return specific, shared, weights, output, kl_sp, kl_sh
 

@@ -48,11 +48,11 @@ class TestExperts:
         # Expert 0 sums its row (6); expert 1 sums -3, then relu -> 0.
         np.testing.assert_allclose(_np(layer(x)), [[[6.0], [0.0]]])
 
-    def test_first_kernel_columns_belong_to_experts(self):
+    def test_first_kernel_rows_belong_to_experts(self):
         layer = Experts(num_experts=2, units=(2,), kernel_initializer="ones")
         layer.build((None, 3))
-        kernel = np.ones((3, 4), dtype="float32")
-        kernel[:, 2:] = 2.0  # Columns 2..3 are expert 1.
+        kernel = np.ones((2, 3, 2), dtype="float32")  # [E, d, h]
+        kernel[1] = 2.0  # expert 1's kernel
         layer.weights[0].assign(kernel)
         layer.weights[1].assign([[0.0, 1.0], [0.0, 0.0]])  # bias [E, h]
         np.testing.assert_allclose(_np(layer(X3)), [[[6.0, 7.0], [12.0, 12.0]]])
@@ -62,9 +62,9 @@ class TestExperts:
         x = np.random.default_rng(2).normal(size=(5, 6)).astype("float32")
         out = _np(layer(x))
         k0, b0, k1, b1 = (_np(w) for w in layer.weights)
-        k0 = k0.reshape(6, 3, 4)
+        assert k0.shape == (3, 6, 4)
         for e in range(3):
-            h = np.tanh(x @ k0[:, e] + b0[e])
+            h = np.tanh(x @ k0[e] + b0[e])
             np.testing.assert_allclose(
                 out[:, e], np.tanh(h @ k1[e] + b1[e]), rtol=1e-5, atol=1e-6
             )
@@ -72,14 +72,14 @@ class TestExperts:
     def test_experts_start_different_with_per_expert_scale(self):
         layer = Experts(num_experts=4, units=(64, 32))
         layer.build((None, 96))
-        k0 = _np(layer.weights[0]).reshape(96, 4, 64)
+        k0 = _np(layer.weights[0])
         k1 = _np(layer.weights[2])
-        for kernel in (k0[:, 0], k0[:, 1], k1[0], k1[3]):
+        for kernel in (k0[0], k0[1], k1[0], k1[3]):
             fan_in, fan_out = kernel.shape
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             assert np.abs(kernel).max() <= limit
             assert np.abs(kernel).max() > 0.9 * limit
-        assert not np.allclose(k0[:, 0], k0[:, 1])
+        assert not np.allclose(k0[0], k0[1])
         assert not np.allclose(k1[0], k1[1])
 
     def test_seeded_initializer_is_reproducible(self):
@@ -87,11 +87,11 @@ class TestExperts:
             init = keras.initializers.GlorotUniform(seed=7)
             layer = Experts(num_experts=2, units=(3,), kernel_initializer=init)
             layer.build((None, 4))
-            return _np(layer.weights[0]).reshape(4, 2, 3)
+            return _np(layer.weights[0])
 
         first, second = kernel(), kernel()
         np.testing.assert_array_equal(first, second)
-        assert not np.allclose(first[:, 0], first[:, 1])
+        assert not np.allclose(first[0], first[1])
 
     def test_wrong_number_of_expert_inputs(self):
         layer = Experts(num_experts=3, units=(2,))

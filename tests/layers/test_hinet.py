@@ -23,7 +23,7 @@ def _reference(layer, x, ids):
         layer.num_shared_experts,
     )
     k0, b0 = (w.numpy() for w in layer.experts.weights)
-    experts = np.maximum(x @ k0 + b0.reshape(-1), 0)
+    experts = np.maximum(np.einsum("bd,edh->beh", x, k0) + b0, 0)
     experts = experts.reshape(len(x), s * k_sp + k_sh, -1)
     sp_kernel, sp_bias = (w.numpy() for w in layer.specific_gate.weights)
     sh_kernel, sh_bias = (w.numpy() for w in layer.shared_gate.weights)
