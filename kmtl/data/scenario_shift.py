@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from kmtl.data.synthetic import sigmoid
+
 SHIFT_SCENARIOS = ("home", "search", "cart", "live")
 SHIFT_SCENARIO_SHARES = (0.45, 0.3, 0.2, 0.05)
 NUM_SIGNALS = 6
 SHIFT_USERS = 500
 SHIFT_ITEMS = 300
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 class _ShiftedWorld:
@@ -122,8 +120,8 @@ def make_scenario_shifted(
         + world.item_buy[item]
         + (signals * buy_weights).sum(1)
     )
-    ctr = _sigmoid(click_logit)
-    cvr = _sigmoid(buy_logit)
+    ctr = sigmoid(click_logit)
+    cvr = sigmoid(buy_logit)
     click = (rng.random(n) < ctr).astype("int64")
     purchase = click * (rng.random(n) < cvr).astype("int64")
     columns = {

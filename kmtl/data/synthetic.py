@@ -18,7 +18,8 @@ NUM_CATEGORIES = 20
 HISTORY_LENGTH = 8
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function of the generators' logits, element-wise."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -131,8 +132,8 @@ def make_synthetic(
         + 0.3 * age_z
         + world.scenario_buy[scenario]
     )
-    ctr = _sigmoid(click_logit)
-    cvr = _sigmoid(buy_logit)
+    ctr = sigmoid(click_logit)
+    cvr = sigmoid(buy_logit)
     click = (rng.random(n) < ctr).astype("int64")
     purchase = click * (rng.random(n) < cvr).astype("int64")
     history = [

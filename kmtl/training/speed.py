@@ -28,6 +28,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from kmtl.data.synthetic import sigmoid
+
 VOCABULARY_SIZES = (
     100000, 50000, 20000, 10000, 5000, 2000, 1000, 500,
     200, 100, 50, 20, 10, 10, 5, 3,
@@ -105,10 +107,6 @@ class AESynthData:
         return len(self.scenario)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def make_ae_synth(rows: int, seed: int) -> AESynthData:
     """Draws `rows` rows of the ae-synth workload.
 
@@ -151,9 +149,9 @@ def make_ae_synth(rows: int, seed: int) -> AESynthData:
         + 0.3 * (ids[:, 15] == 1)
         + 0.2 * (scenario - 1.5)
     )
-    ctr = _sigmoid(click_logit)
+    ctr = sigmoid(click_logit)
     click = rng.random(rows) < ctr
-    converted = rng.random(rows) < _sigmoid(-2.0 + 0.6 * d2 + 0.4 * d0)
+    converted = rng.random(rows) < sigmoid(-2.0 + 0.6 * d2 + 0.4 * d0)
     return AESynthData(
         ids=ids,
         dense=dense,
