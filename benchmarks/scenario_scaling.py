@@ -52,14 +52,16 @@ def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import throughput
 
-    data = throughput.make_data(rows, throughput.TRAIN_SEED)
+    from kmtl.training import speed
+
+    data = speed.make_ae_synth(rows, speed.TRAIN_SEED)
     data = dataclasses.replace(
         data,
         scenario=np.random.default_rng(7)
         .integers(0, scenarios, rows)
         .astype("int64"),
     )
-    spec = throughput.make_spec("vector", "auc").replace(
+    spec = speed.ae_synth_spec("vector", "auc").replace(
         scenario=kmtl.ScenarioSpec(
             "scenario", values=[f"s{i}" for i in range(scenarios)]
         )
@@ -73,14 +75,14 @@ def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     model = kmtl.build(
         model_name,
         spec,
-        optimizer=keras.optimizers.Adam(throughput.LEARNING_RATE),
+        optimizer=keras.optimizers.Adam(speed.LEARNING_RATE),
         **hparams,
     )
     tasks = kmtl.model_tasks(model_name, spec)
     ds = throughput.make_dataset(
-        throughput.raw_features(data, spec), data, tasks
+        speed.ae_synth_features(data, spec), data, tasks
     )
-    timer = throughput.EpochTimer()
+    timer = speed.EpochTimer()
     model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])
     steady = [
         rows / (seconds - wait)

@@ -61,9 +61,10 @@ from throughput import OtherLoad  # noqa: E402
 from throughput import bench_lock  # noqa: E402
 from throughput import build_kmtl  # noqa: E402
 from throughput import environment  # noqa: E402
-from throughput import make_data  # noqa: E402
-from throughput import make_spec  # noqa: E402
-from throughput import raw_features  # noqa: E402
+
+from kmtl.training.speed import ae_synth_features  # noqa: E402
+from kmtl.training.speed import ae_synth_spec  # noqa: E402
+from kmtl.training.speed import make_ae_synth  # noqa: E402
 
 TARGET_RATIO = 0.7
 RUNNERS = ("session", "tf2")
@@ -117,8 +118,8 @@ def time_calls(call: Callable[[], object], lock: str) -> tuple[float, ...]:
 
 def measure(layout: str, batches: Sequence[int], lock: str) -> list[dict]:
     """Exports MMoE in one layout and times both runners at each batch."""
-    spec = make_spec(layout, "none")
-    features = raw_features(make_data(max(batches), EVAL_SEED), spec)
+    spec = ae_synth_spec(layout, "none")
+    features = ae_synth_features(make_ae_synth(max(batches), EVAL_SEED), spec)
     keras_model = build_kmtl("mmoe", spec)
     rows = []
     with tempfile.TemporaryDirectory(prefix="kmtl-latency-") as base:

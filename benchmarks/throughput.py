@@ -136,13 +136,7 @@ ANCHOR_MODEL = {KERAS_BASELINE: "mmoe"}
 
 
 # The workload's generator, spec, inputs and labels are kmtl.training.speed's
-# (`make_ae_synth`, `ae_synth_spec`, `ae_synth_features`, `ae_synth_labels`);
-# the old names stay for the scripts that import them from here
-# (serving_latency.py, scenario_scaling.py).
-Data = AESynthData
-make_data = make_ae_synth
-make_spec = ae_synth_spec
-raw_features = ae_synth_features
+# (`make_ae_synth`, `ae_synth_spec`, `ae_synth_features`, `ae_synth_labels`).
 
 
 def make_dataset(
