@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench bench-deepctr clean
 
 $(BIN)/kmtl: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,16 @@ lint: $(BIN)/kmtl
 bench: $(BIN)/kmtl
 	$(BIN)/python benchmarks/throughput.py
 
+## DeepCTR 0.9.4 (tf_keras) in its own environment, for the side-by-side run.
+.venv-deepctr/bin/python:
+	$(PYTHON) -m venv .venv-deepctr
+	.venv-deepctr/bin/python -m pip install --quiet --upgrade pip
+	.venv-deepctr/bin/python -m pip install --quiet tensorflow==2.21.0 \
+		tf_keras==2.21.0 deepctr==0.9.4
+
+## kmtl beside DeepCTR on this machine, alternating, training and serving.
+bench-deepctr: $(BIN)/kmtl .venv-deepctr/bin/python
+	$(BIN)/python benchmarks/deepctr_side_by_side.py --serving
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-deepctr build *.egg-info
