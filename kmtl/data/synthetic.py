@@ -160,13 +160,40 @@ def make_synthetic(
     return df, truth
 
 
-def true_probabilities(truth: Any, tasks: Sequence[Any]) -> dict[str, Any]:
-    """The true probability behind each task's label, per row.
+def truth_column(task: Any) -> str | None:
+    """The column of `make_synthetic`'s truth behind a task's label.
 
-    A task's label is read from its label columns and sample space:
     `click` is `ctr`; `purchase` within clicks is `cvr`; `purchase` over
     every impression, or the product click x purchase (ESMM's `ctcvr`,
     AITM's end-to-end CVR), is `ctcvr`.
+
+    Args:
+        task: a `TaskSpec`.
+
+    Returns:
+        `"ctr"`, `"cvr"`, `"ctcvr"`, or `None` for a label the generator
+        does not draw from these columns.
+
+    Example:
+
+    ```python
+    truth_column(kmtl.TaskSpec("cvr", label="purchase", sample_space="ctr"))
+    # 'cvr'
+    ```
+    """
+    labels = set(task.label_columns)
+    if labels == {"click"}:
+        return "ctr"
+    if labels == {"purchase"} and task.sample_space is not None:
+        return "cvr"
+    if labels in ({"purchase"}, {"click", "purchase"}):
+        return "ctcvr"
+    return None
+
+
+def true_probabilities(truth: Any, tasks: Sequence[Any]) -> dict[str, Any]:
+    """The true probability behind each task's label, per row
+    (`truth_column` names the column).
 
     Args:
         truth: pandas.DataFrame from `make_synthetic`.
@@ -183,13 +210,9 @@ def true_probabilities(truth: Any, tasks: Sequence[Any]) -> dict[str, Any]:
     oracle = true_probabilities(truth, kmtl.model_tasks("aitm", spec))
     ```
     """
-    out = {}
-    for task in tasks:
-        labels = set(task.label_columns)
-        if labels == {"click"}:
-            out[task.name] = truth["ctr"].to_numpy()
-        elif labels == {"purchase"} and task.sample_space is not None:
-            out[task.name] = truth["cvr"].to_numpy()
-        elif labels in ({"purchase"}, {"click", "purchase"}):
-            out[task.name] = truth["ctcvr"].to_numpy()
-    return out
+    columns = {task.name: truth_column(task) for task in tasks}
+    return {
+        name: truth[column].to_numpy()
+        for name, column in columns.items()
+        if column is not None
+    }
