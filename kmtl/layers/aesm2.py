@@ -536,7 +536,7 @@ class ExpertSelectionLayer(keras.layers.Layer):
                 ops.multiply(selection["aux_loss"], self.aux_loss_weight)
             )
         experts = self.experts(x)  # [B, n, h]
-        mixed = ops.einsum("btn,bnh->bth", selection["weights"], experts)
+        mixed = ops.matmul(selection["weights"], experts)  # [B, T, H]
         if self.per_gate_outputs:
             return list(ops.unstack(mixed, num=self.num_gates, axis=1))
         return mixed[:, 0, :]

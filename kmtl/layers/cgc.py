@@ -246,7 +246,7 @@ class CGCLayer(Switcher):
         expert_inputs, gate_inputs = self._split_inputs(inputs)
         experts = self.experts(expert_inputs)  # [B, E, H]
         weights = self.gate(gate_inputs)  # [B, G, E]
-        mixed = ops.einsum("bge,beh->bgh", weights, experts)
+        mixed = ops.matmul(weights, experts)  # as in MMoELayer.call
         return list(ops.unstack(mixed, num=self.num_outputs, axis=1))
 
     def compute_output_shape(self, input_shape: Any) -> list[tuple[Any, ...]]:
