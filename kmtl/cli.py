@@ -123,6 +123,7 @@ def _quality(args: argparse.Namespace) -> int:
         hparams=json.loads(args.hparams),
         data_dir=args.data_dir,
         rows=args.rows,
+        max_rows=args.max_rows,
     )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(
@@ -236,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     quality.add_argument(
         "--rows", type=int, default=20_000, help="synthetic training rows"
+    )
+    quality.add_argument(
+        "--max-rows",
+        type=int,
+        default=None,
+        help="rows read from each file of aliexpress, aliccp, kuairand",
     )
     quality.add_argument("--out", default="quality", help="output directory")
     quality.set_defaults(run=_quality)

@@ -4,6 +4,7 @@ from kmtl.data.datasets import load_aliccp
 from kmtl.data.datasets.aliccp import DENSE
 from kmtl.data.datasets.aliccp import SPARSE_FIELDS
 from kmtl.models.esmm import esmm_tasks
+from kmtl.training.quality import load_benchmark_data
 
 # The header and two rows of torch-rechub's ali_ccp_val_sample.csv layout.
 HEADER = "click,purchase," + ",".join(SPARSE_FIELDS + DENSE)
@@ -76,3 +77,13 @@ def test_missing_file_names_it(tmp_path, monkeypatch):
         (tmp_path / f"ali_ccp_{name}.csv").write_text("click,purchase\n0,0\n")
     with pytest.raises(ValueError, match="not a preprocessed Ali-CCP"):
         load_aliccp(tmp_path)
+
+
+def test_quality_runs_read_only_the_first_rows(ccp_dir):
+    data = load_benchmark_data("aliccp", data_dir=ccp_dir, max_rows=2)
+    assert (len(data.train), len(data.val), len(data.test)) == (2, 2, 2)
+    assert data.train.click.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="'census'"):
+        load_benchmark_data("census", data_dir=ccp_dir, max_rows=2)
+    with pytest.raises(ValueError, match="max_rows=0"):
+        load_benchmark_data("aliccp", data_dir=ccp_dir, max_rows=0)
