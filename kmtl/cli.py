@@ -261,8 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed.add_argument(
         "--optimizer",
         default="adam",
-        choices=["adam", "lazy_adam"],
-        help="lazy_adam: kmtl.training.LazyAdam (default: %(default)s)",
+        choices=["adam", "keras_adam", "lazy_adam"],
+        help="adam: kmtl.training.FusedAdam (kmtl.build's default); "
+        "keras_adam: keras.optimizers.Adam; lazy_adam: "
+        "kmtl.training.LazyAdam (default: %(default)s)",
     )
     speed.add_argument(
         "--out", help="also write the table to this .csv or .json file"

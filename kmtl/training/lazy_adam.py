@@ -6,9 +6,11 @@ from typing import Any
 
 import keras
 
+from kmtl.training.fused_adam import FusedAdam
+
 
 @keras.saving.register_keras_serializable(package="kmtl")
-class LazyAdam(keras.optimizers.Adam):
+class LazyAdam(FusedAdam):
     """Adam with row-wise (lazy) updates for sparse gradients.
 
     A gather from an embedding table has a sparse gradient (on the
@@ -24,11 +26,9 @@ class LazyAdam(keras.optimizers.Adam):
 
     for the rows `r` in the batch; other rows, and their moments, stay as
     they are (plain Adam would keep moving a row on its old momentum).
-    Dense gradients take Adam's step unchanged; on TensorFlow it runs as
-    TensorFlow's fused `ResourceApplyAdam` kernel (one pass over weight,
-    moments and gradient, where Keras's `Adam` issues a dozen element-wise
-    ops), on other backends as Keras's `Adam`. Keras 3 and keras-rs have no
-    lazy optimizer, hence this one.
+    Dense gradients take Adam's step unchanged (`FusedAdam`'s fused kernel
+    on TensorFlow, Keras's `Adam` on other backends). Keras 3 and keras-rs
+    have no lazy optimizer, hence this one.
 
     Args:
         learning_rate: float or schedule. Defaults to `0.001`.
@@ -58,7 +58,7 @@ class LazyAdam(keras.optimizers.Adam):
         import tensorflow as tf
 
         if not isinstance(gradient, tf.IndexedSlices):
-            return self._fused_dense_step(gradient, variable, learning_rate)
+            return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         rows, position = tf.unique(gradient.indices)
         values = tf.math.unsorted_segment_sum(
@@ -85,29 +85,6 @@ class LazyAdam(keras.optimizers.Adam):
             tf.IndexedSlices(
                 alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows
             ),
-        )
-
-    def _fused_dense_step(self, gradient: Any, variable: Any, learning_rate):
-        """Adam's dense step as TensorFlow's fused kernel (same rule as
-        `keras.optimizers.Adam.update_step`)."""
-        import tensorflow as tf
-
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
-            beta1_power=tf.pow(beta_1, step),
-            beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1,
-            beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(gradient, dtype),
         )
 
 

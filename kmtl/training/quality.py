@@ -15,6 +15,7 @@ from typing import Any
 import keras
 
 from kmtl.data.datasets.splits import DatasetSplits
+from kmtl.training.fused_adam import FusedAdam
 
 DATASETS = (
     "census",
@@ -161,7 +162,7 @@ def train_with_early_stopping(
     model = build(
         model_name,
         data.spec,
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=FusedAdam(learning_rate),
         **hparams,
     )
     tasks = model_tasks(model_name, data.spec, **hparams)

@@ -39,7 +39,7 @@ EMBEDDING_DIM = 16
 SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
 BATCH_SIZE = 2048
 LEARNING_RATE = 1e-3
-OPTIMIZERS = ("adam", "lazy_adam")
+OPTIMIZERS = ("adam", "keras_adam", "lazy_adam")
 TRAIN_SEED = 0
 EVAL_SEED = 1
 DEFAULT_LOCK = "/tmp/kmtl-bench.lock"
@@ -458,6 +458,7 @@ def _largest(values: Sequence[float | None]) -> float | None:
 
 
 def _optimizer(name: str) -> keras.optimizers.Optimizer:
+    from kmtl.training.fused_adam import FusedAdam
     from kmtl.training.lazy_adam import LazyAdam
 
     if name not in OPTIMIZERS:
@@ -467,7 +468,9 @@ def _optimizer(name: str) -> keras.optimizers.Optimizer:
         )
     if name == "lazy_adam":
         return LazyAdam(LEARNING_RATE)
-    return keras.optimizers.Adam(LEARNING_RATE)
+    if name == "keras_adam":
+        return keras.optimizers.Adam(LEARNING_RATE)
+    return FusedAdam(LEARNING_RATE)
 
 
 def time_model(
@@ -487,9 +490,10 @@ def time_model(
     """Builds one model, times `epochs` epochs of `fit` and one `predict`
     pass (after an untimed warm-up pass).
 
-    The model is built with `kmtl.build(name, spec, optimizer=Adam(1e-3),
-    **hparams)`, compiled with its tasks' losses and metrics; batches are
-    cut by `kmtl.data.batched_dataset` (no shuffling). A `ValueError` from
+    The model is built with `kmtl.build(name, spec, optimizer=...,
+    **hparams)` (the `optimizer` below, learning rate 1e-3), compiled
+    with its tasks' losses and metrics; batches are cut by
+    `kmtl.data.batched_dataset` (no shuffling). A `ValueError` from
     `kmtl.build` (a spec the model cannot use, e.g. one without the
     hierarchy levels or features it needs) skips the model: the result
     says why.
@@ -508,7 +512,9 @@ def time_model(
             Defaults to `/tmp/kmtl-bench.lock`.
         train_features, eval_features: dicts. The inputs of `train` and
             `evaluation`, when already converted. Defaults to converting.
-        optimizer: str. `"adam"` (Keras's) or `"lazy_adam"`
+        optimizer: str. `"adam"` (`kmtl.training.FusedAdam`, what
+            `kmtl.build` compiles with), `"keras_adam"` (Keras's) or
+            `"lazy_adam"`
             (`kmtl.training.LazyAdam`, row-wise embedding updates), at
             learning rate 1e-3. Defaults to `"adam"`.
 
@@ -653,7 +659,8 @@ def run_speed(
             Defaults to `/tmp/kmtl-bench.lock`.
         verbose: bool. Print each model's figures as it finishes.
             Defaults to `True`.
-        optimizer: str. `"adam"` or `"lazy_adam"` (see `time_model`).
+        optimizer: str. `"adam"`, `"keras_adam"` or `"lazy_adam"` (see
+            `time_model`).
             Defaults to `"adam"`.
 
     Returns:

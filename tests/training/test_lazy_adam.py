@@ -11,16 +11,8 @@ from kmtl.data import make_synthetic
 from kmtl.data import to_dataset
 from kmtl.features.spec import FeatureSpec
 from kmtl.training import LazyAdam
-
-BETA_1, BETA_2, EPSILON, LR = 0.9, 0.999, 1e-7, 0.01
-
-
-def _adam_rows(w, m, v, g, step):
-    """NumPy reference of one Adam step on the given rows."""
-    m = BETA_1 * m + (1 - BETA_1) * g
-    v = BETA_2 * v + (1 - BETA_2) * g**2
-    alpha = LR * np.sqrt(1 - BETA_2**step) / (1 - BETA_1**step)
-    return w - alpha * m / (np.sqrt(v) + EPSILON), m, v
+from tests.training.adam_reference import LR
+from tests.training.adam_reference import adam_rows
 
 
 def _sparse_steps(optimizer, table, batches):
@@ -51,7 +43,7 @@ def test_sparse_gradients_update_only_the_touched_rows():
         grad = np.zeros((6, 3))
         np.add.at(grad, i, g_rows)  # repeated ids are summed
         rows = np.unique(i)
-        w[rows], m[rows], v[rows] = _adam_rows(
+        w[rows], m[rows], v[rows] = adam_rows(
             w[rows], m[rows], v[rows], grad[rows], step
         )
     np.testing.assert_allclose(table.numpy(), w, rtol=1e-5, atol=1e-6)
@@ -87,7 +79,7 @@ def test_dense_gradients_take_keras_adam_step():
     for step, g in enumerate(grads, start=1):
         lazy_opt.apply_gradients([(tf.constant(g), lazy)])
         plain_opt.apply_gradients([(tf.constant(g), plain)])
-        w, m, v = _adam_rows(w, m, v, g, step)
+        w, m, v = adam_rows(w, m, v, g, step)
     np.testing.assert_allclose(lazy.numpy(), w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lazy.numpy(), plain.numpy(), rtol=1e-6)
     assert not np.allclose(lazy.numpy(), init)
