@@ -11,7 +11,7 @@ Usage:
     python benchmarks/deepctr_side_by_side.py
         [--models shared_bottom,mmoe,ple,esmm] [--rounds 2]
         [--rows 200000] [--eval-rows 50000] [--epochs 3]
-        [--metrics auc|none] [--optimizer adam|keras_adam|lazy_adam]
+        [--metrics auc|none] [--optimizer adam|fused_adam|lazy_adam]
         [--serving] [--no-training] [--batches 1,32,256]
         [--deepctr-python .venv-deepctr/bin/python]
         [--lock /tmp/kmtl-bench.lock] [--json out.json]
@@ -23,10 +23,9 @@ Usage:
   same arrays. Both: `fit` at batch 2048 with Adam 1e-3, no shuffling,
   examples/s of the median of epochs 2..N; `predict` over the evaluation
   rows after one warm-up pass. `--metrics` applies to both (an AUC per
-  output, or losses only). `--optimizer` picks kmtl's: `adam` is
-  `kmtl.training.FusedAdam` (`kmtl.build`'s default), `keras_adam` Keras's
-  `Adam`, `lazy_adam` `kmtl.training.LazyAdam` (DeepCTR keeps tf_keras's
-  Adam).
+  output, or losses only). `--optimizer` picks kmtl's: `adam` is Keras's
+  (`kmtl.build`'s default), `fused_adam` `kmtl.training.FusedAdam`,
+  `lazy_adam` `kmtl.training.LazyAdam` (DeepCTR keeps tf_keras's Adam).
 - `--serving`: DeepCTR's MMoE (trained here) and kmtl's MMoE in both
   numerical layouts, exported as SavedModels, each called through the TF1
   session loader as TF Serving runs it (`serving_latency.session_runner`),
@@ -313,7 +312,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics", choices=("auc", "none"), default="auc")
     parser.add_argument(
         "--optimizer",
-        choices=("adam", "keras_adam", "lazy_adam"),
+        choices=("adam", "fused_adam", "lazy_adam"),
         default="adam",
     )
     parser.add_argument("--serving", action="store_true")

@@ -261,9 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed.add_argument(
         "--optimizer",
         default="adam",
-        choices=["adam", "keras_adam", "lazy_adam"],
-        help="adam: kmtl.training.FusedAdam (kmtl.build's default); "
-        "keras_adam: keras.optimizers.Adam; lazy_adam: "
+        choices=["adam", "fused_adam", "lazy_adam"],
+        help="adam: keras.optimizers.Adam (kmtl.build's default); "
+        "fused_adam: kmtl.training.FusedAdam; lazy_adam: "
         "kmtl.training.LazyAdam (default: %(default)s)",
     )
     speed.add_argument(

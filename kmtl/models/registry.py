@@ -114,7 +114,7 @@ def build(
     name: str,
     spec: FeatureSpec,
     *,
-    optimizer: Any = None,
+    optimizer: Any = "adam",
     compile: bool = True,
     **hparams: Any,
 ) -> keras.Model:
@@ -123,9 +123,9 @@ def build(
     Args:
         name: str. A name from `kmtl.list_models()`.
         spec: FeatureSpec. Inputs, tasks and scenario.
-        optimizer: str or optimizer for `compile`. Defaults to
-            `kmtl.training.FusedAdam()` (Keras's Adam rule at learning
-            rate 1e-3, in TensorFlow's fused kernel).
+        optimizer: str or optimizer for `compile`. Defaults to `"adam"`
+            (Keras's). `kmtl.training.FusedAdam()` and `LazyAdam()` train
+            faster on TensorFlow.
         compile: bool. Compile the model with `kmtl.compile_args`.
             Defaults to `True`.
         **hparams: the model's keyword-only hyperparameters.
@@ -153,10 +153,6 @@ def build(
     _check_hparams(entry, hparams)
     model = entry.builder(spec, **hparams)
     if compile:
-        if optimizer is None:
-            from kmtl.training.fused_adam import FusedAdam
-
-            optimizer = FusedAdam()
         model.compile(
             optimizer=optimizer,
             **compile_args(model_tasks(name, spec, **hparams)),

@@ -15,7 +15,6 @@ from typing import Any
 import keras
 
 from kmtl.data.datasets.splits import DatasetSplits
-from kmtl.training.fused_adam import FusedAdam
 
 DATASETS = (
     "census",
@@ -162,7 +161,7 @@ def train_with_early_stopping(
     model = build(
         model_name,
         data.spec,
-        optimizer=FusedAdam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         **hparams,
     )
     tasks = model_tasks(model_name, data.spec, **hparams)

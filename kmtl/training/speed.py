@@ -39,7 +39,7 @@ EMBEDDING_DIM = 16
 SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
 BATCH_SIZE = 2048
 LEARNING_RATE = 1e-3
-OPTIMIZERS = ("adam", "keras_adam", "lazy_adam")
+OPTIMIZERS = ("adam", "fused_adam", "lazy_adam")
 TRAIN_SEED = 0
 EVAL_SEED = 1
 DEFAULT_LOCK = "/tmp/kmtl-bench.lock"
@@ -468,9 +468,9 @@ def _optimizer(name: str) -> keras.optimizers.Optimizer:
         )
     if name == "lazy_adam":
         return LazyAdam(LEARNING_RATE)
-    if name == "keras_adam":
-        return keras.optimizers.Adam(LEARNING_RATE)
-    return FusedAdam(LEARNING_RATE)
+    if name == "fused_adam":
+        return FusedAdam(LEARNING_RATE)
+    return keras.optimizers.Adam(LEARNING_RATE)
 
 
 def time_model(
@@ -512,8 +512,8 @@ def time_model(
             Defaults to `/tmp/kmtl-bench.lock`.
         train_features, eval_features: dicts. The inputs of `train` and
             `evaluation`, when already converted. Defaults to converting.
-        optimizer: str. `"adam"` (`kmtl.training.FusedAdam`, what
-            `kmtl.build` compiles with), `"keras_adam"` (Keras's) or
+        optimizer: str. `"adam"` (Keras's, what `kmtl.build` compiles
+            with), `"fused_adam"` (`kmtl.training.FusedAdam`) or
             `"lazy_adam"`
             (`kmtl.training.LazyAdam`, row-wise embedding updates), at
             learning rate 1e-3. Defaults to `"adam"`.
@@ -659,7 +659,7 @@ def run_speed(
             Defaults to `/tmp/kmtl-bench.lock`.
         verbose: bool. Print each model's figures as it finishes.
             Defaults to `True`.
-        optimizer: str. `"adam"`, `"keras_adam"` or `"lazy_adam"` (see
+        optimizer: str. `"adam"`, `"fused_adam"` or `"lazy_adam"` (see
             `time_model`).
             Defaults to `"adam"`.
 

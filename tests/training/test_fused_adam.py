@@ -64,7 +64,7 @@ def test_amsgrad_takes_keras_step():
     np.testing.assert_array_equal(fused.numpy(), plain.numpy())
 
 
-def test_config_round_trip_and_build_default():
+def test_config_round_trip_and_build_argument():
     optimizer = FusedAdam(0.005, beta_1=0.8, clipnorm=1.0)
     restored = keras.optimizers.deserialize(
         keras.optimizers.serialize(optimizer)
@@ -75,6 +75,6 @@ def test_config_round_trip_and_build_default():
     spec = kmtl.FeatureSpec.from_dataframe(
         df, labels={"ctr": "click"}, scenario="scenario"
     )
-    model = kmtl.build("shared_bottom", spec)
+    model = kmtl.build("shared_bottom", spec, optimizer=FusedAdam())
     assert isinstance(model.optimizer, FusedAdam)
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
