@@ -33,8 +33,8 @@ class FusedAdam(keras.optimizers.Adam):
     a larger learning rate for rows looked up many times per batch (a
     scenario embedding): in `tests/models/test_scenario_learning.py`,
     LHUC's AUC on its smallest scenario fell from above the test's 0.898
-    floor to 0.872 with `FusedAdam` at the same rate. `kmtl.build` therefore keeps
-    Keras's `Adam` as its default.
+    floor to 0.872 with `FusedAdam` at the same rate. `kmtl.build`
+    therefore keeps Keras's `Adam` as its default.
 
     Args:
         learning_rate: float or schedule. Defaults to `0.001`.
