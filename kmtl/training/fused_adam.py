@@ -29,12 +29,13 @@ class FusedAdam(keras.optimizers.Adam):
     took 8 ms of a 2048-row training step. Other backends, and
     `amsgrad=True`, take Keras's `Adam` step.
 
-    Because of that difference, a model tuned with Keras's `Adam` may need
-    a larger learning rate for rows looked up many times per batch (a
-    scenario embedding): in `tests/models/test_scenario_learning.py`,
-    LHUC's AUC on its smallest scenario fell from above the test's 0.898
-    floor to 0.872 with `FusedAdam` at the same rate. `kmtl.build`
-    therefore keeps Keras's `Adam` as its default.
+    A model tuned with Keras's `Adam` may therefore need a larger learning
+    rate for rows looked up many times per batch, such as a scenario
+    embedding (we have not shown this is the only cause). In
+    `tests/models/test_scenario_learning.py`, LHUC's AUC on its smallest
+    scenario fell from above the test's 0.898 floor to 0.872 with
+    `FusedAdam` at the same rate, so `kmtl.build` keeps Keras's `Adam` as
+    its default.
 
     Args:
         learning_rate: float or schedule. Defaults to `0.001`.
