@@ -116,6 +116,13 @@ def test_scenario_signatures_route_to_their_scenario(
     assert not np.allclose(by_scenario[0], by_scenario[1], atol=1e-4)
 
 
+def _protos(*examples):
+    """Serialized protos as an object array: NumPy's fixed-width bytes
+    dtype would drop a proto's trailing NUL bytes (and map fields make the
+    serialized bytes differ between processes)."""
+    return np.array([e.SerializeToString() for e in examples], dtype=object)
+
+
 def test_examples_parse_padding_truncation_and_missing_sequences(
     kmtl_model, kmtl_spec, session
 ):
@@ -133,9 +140,7 @@ def test_examples_parse_padding_truncation_and_missing_sequences(
     example.features.feature["clicked"].int64_list.value[:] = [7, 1, 2, 3, 9]
     truncated = {k: v[:1].copy() for k, v in features.items()}
     truncated["clicked"][0] = [7, 1, 2, 3]
-    served = session.run(
-        "examples", {"examples": np.array([example.SerializeToString()])}
-    )
+    served = session.run("examples", {"examples": _protos(example)})
     assert_same(served, predict(kmtl_model, truncated))
 
 
@@ -146,9 +151,7 @@ def test_example_missing_a_required_feature_names_it(kmtl_spec, session):
     )
     del example.features.feature["price"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="price"):
-        session.run(
-            "examples", {"examples": np.array([example.SerializeToString()])}
-        )
+        session.run("examples", {"examples": _protos(example)})
 
 
 def test_feature_description_follows_the_spec(kmtl_model, kmtl_spec):
