@@ -1,4 +1,5 @@
-"""FusedAdam: Keras's Adam rule, dense and sparse gradients alike."""
+"""FusedAdam: Keras's Adam rule, dense and sparse gradients alike (and
+LazyAdam's dense step and config, which are FusedAdam's)."""
 
 import keras
 import numpy as np
@@ -8,6 +9,7 @@ import tensorflow as tf
 import kmtl
 from kmtl.data import make_synthetic
 from kmtl.training import FusedAdam
+from kmtl.training import LazyAdam
 from tests.training.adam_reference import LR
 from tests.training.adam_reference import adam_rows
 
@@ -17,17 +19,21 @@ def _steps(optimizer, variable, grads):
         optimizer.apply_gradients([(grad, variable)])
 
 
-def test_dense_steps_follow_adam():
+@pytest.mark.parametrize("optimizer_class", [FusedAdam, LazyAdam])
+def test_dense_steps_follow_adam(optimizer_class):
+    """The fused dense kernel (LazyAdam's dense step too) follows Adam's
+    rule, as Keras's Adam does."""
     init = np.random.default_rng(1).normal(size=(5, 2)).astype("float32")
     grads = np.random.default_rng(2).normal(size=(3, 5, 2)).astype("float32")
     fused, plain = keras.Variable(init), keras.Variable(init)
-    _steps(FusedAdam(LR), fused, [tf.constant(g) for g in grads])
+    _steps(optimizer_class(LR), fused, [tf.constant(g) for g in grads])
     _steps(keras.optimizers.Adam(LR), plain, [tf.constant(g) for g in grads])
     w, m, v = init.astype("float64"), np.zeros((5, 2)), np.zeros((5, 2))
     for step, g in enumerate(grads, start=1):
         w, m, v = adam_rows(w, m, v, g, step)
     np.testing.assert_allclose(fused.numpy(), w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-6)
+    assert not np.allclose(fused.numpy(), init)
 
 
 def test_sparse_steps_are_dense_adam_steps():
@@ -64,17 +70,18 @@ def test_amsgrad_takes_keras_step():
     np.testing.assert_array_equal(fused.numpy(), plain.numpy())
 
 
-def test_config_round_trip_and_build_argument():
-    optimizer = FusedAdam(0.005, beta_1=0.8, clipnorm=1.0)
+@pytest.mark.parametrize("optimizer_class", [FusedAdam, LazyAdam])
+def test_config_round_trip_and_build_argument(optimizer_class):
+    optimizer = optimizer_class(0.005, beta_1=0.8, clipnorm=1.0)
     restored = keras.optimizers.deserialize(
         keras.optimizers.serialize(optimizer)
     )
-    assert isinstance(restored, FusedAdam)
+    assert isinstance(restored, optimizer_class)
     assert restored.get_config() == optimizer.get_config()
     df, _ = make_synthetic(300, seed=0)
     spec = kmtl.FeatureSpec.from_dataframe(
         df, labels={"ctr": "click"}, scenario="scenario"
     )
-    model = kmtl.build("shared_bottom", spec, optimizer=FusedAdam())
-    assert isinstance(model.optimizer, FusedAdam)
+    model = kmtl.build("shared_bottom", spec, optimizer=optimizer_class())
+    assert isinstance(model.optimizer, optimizer_class)
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)

@@ -69,29 +69,8 @@ def test_plain_adam_moves_rows_a_batch_did_not_touch():
     assert np.all(plain.numpy()[0] < after_first.numpy()[0])
 
 
-def test_dense_gradients_take_keras_adam_step():
-    """The fused dense kernel follows Adam's rule, as Keras's Adam does."""
-    init = np.random.default_rng(1).normal(size=(5, 2)).astype("float32")
-    grads = np.random.default_rng(2).normal(size=(3, 5, 2)).astype("float32")
-    lazy, plain = keras.Variable(init), keras.Variable(init)
-    lazy_opt, plain_opt = LazyAdam(LR), keras.optimizers.Adam(LR)
-    w, m, v = init.astype("float64"), np.zeros((5, 2)), np.zeros((5, 2))
-    for step, g in enumerate(grads, start=1):
-        lazy_opt.apply_gradients([(tf.constant(g), lazy)])
-        plain_opt.apply_gradients([(tf.constant(g), plain)])
-        w, m, v = adam_rows(w, m, v, g, step)
-    np.testing.assert_allclose(lazy.numpy(), w, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(lazy.numpy(), plain.numpy(), rtol=1e-6)
-    assert not np.allclose(lazy.numpy(), init)
-
-
-def test_config_round_trip_and_amsgrad_refused():
-    optimizer = LazyAdam(0.005, beta_1=0.8, clipnorm=1.0)
-    restored = keras.optimizers.deserialize(
-        keras.optimizers.serialize(optimizer)
-    )
-    assert isinstance(restored, LazyAdam)
-    assert restored.get_config() == optimizer.get_config()
+def test_amsgrad_refused():
+    """(Dense steps and the config round trip: `test_fused_adam.py`.)"""
     with pytest.raises(ValueError, match="amsgrad"):
         LazyAdam(amsgrad=True)
 
