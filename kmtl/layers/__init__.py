@@ -1,12 +1,12 @@
 """kmtl's neural layers: each one usable alone in any Keras 3 model."""
 
-from kmtl.features.encoder import FeatureEncoder
 from kmtl.layers.aesm2 import ExpertSelectionLayer
 from kmtl.layers.aitm import AdaptiveInformationTransfer
 from kmtl.layers.aitm import BehavioralExpectationCalibrator
 from kmtl.layers.cgc import CGCLayer
 from kmtl.layers.cross import CrossNet
 from kmtl.layers.epnet import EPNet
+from kmtl.layers.expert_mixture import ExpertMixture
 from kmtl.layers.experts import Experts
 from kmtl.layers.gate_nu import GateNU
 from kmtl.layers.gates import MixtureGate
@@ -18,9 +18,10 @@ from kmtl.layers.partitioned_normalization import PartitionedNormalization
 from kmtl.layers.ppnet import PPNetMLP
 from kmtl.layers.shared_bottom import SharedBottomLayer
 from kmtl.layers.star_dense import STARDense
-from kmtl.layers.switcher import SWITCHER_NAMES
 from kmtl.layers.switcher import Switcher
 from kmtl.layers.switcher import get_switcher
+from kmtl.layers.switcher import register_switcher
+from kmtl.layers.switcher import switcher_names
 
 __all__ = [
     "AdaptiveInformationTransfer",
@@ -29,8 +30,8 @@ __all__ = [
     "CrossNet",
     "EPNet",
     "ExpertSelectionLayer",
+    "ExpertMixture",
     "Experts",
-    "FeatureEncoder",
     "GateNU",
     "LHUC",
     "MLP",
@@ -39,9 +40,10 @@ __all__ = [
     "PPNetMLP",
     "PartitionedNormalization",
     "STARDense",
-    "SWITCHER_NAMES",
     "ScenarioExtractionLayer",
     "SharedBottomLayer",
     "Switcher",
     "get_switcher",
+    "register_switcher",
+    "switcher_names",
 ]

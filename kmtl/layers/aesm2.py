@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from kmtl.features.encoder import check_scenario_ids
-from kmtl.layers.experts import _stacked_initializer
-from kmtl.layers.experts import build_experts
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_bool
-from kmtl.layers.mlp import _check_non_negative_int
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _check_units
-from kmtl.layers.mlp import _clone_initializer
-from kmtl.layers.mlp import _is_int
+from kmtl import validation
+from kmtl.layers.expert_mixture import ExpertMixture
+from kmtl.layers.experts import stacked_initializer
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
+from kmtl.layers.scenario_index import check_scenario_ids
 
 # The logit of an expert left out of the selection (`-inf` in the paper):
 # exp() of it underflows to exactly 0 in float32.
@@ -27,19 +22,8 @@ _MASKED_LOGIT = -1e9
 GATE_KINDS = ("per_gate", "shared")
 
 
-def _check_non_negative_float(name: str, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.floating))
-        or not value >= 0.0
-    ):
-        raise ValueError(
-            f"`{name}` must be a float >= 0. Received: {name}={value!r}"
-        )
-
-
 @keras.saving.register_keras_serializable(package="kmtl")
-class ExpertSelectionLayer(keras.layers.Layer):
+class ExpertSelectionLayer(ExpertMixture):
     """One AESM2 layer: `num_gates` gates select and mix `num_experts` experts.
 
     The layer holds one pool of experts `E_1..E_n` (one batched `Experts`
@@ -111,6 +95,12 @@ class ExpertSelectionLayer(keras.layers.Layer):
     batch), and `mean_{j'} g_{j'}[k]` gains `eta_k / m`: still exact, for
     that noise.
 
+    It is an `ExpertMixture` (experts and their arguments shared with the
+    switchers). With `per_gate_outputs=True` it acts as a multi-task
+    switcher, but it is not registered as one: its selection needs
+    per-gate embeddings and an auxiliary loss, and with
+    `per_gate_outputs=False` it returns one tensor routed by an id.
+
     With `per_gate_outputs=False` (a multi-scenario layer) each example is
     routed to the gate given by its id and the layer returns one tensor.
     With `per_gate_outputs=True` (the multi-task layer) every example is
@@ -125,8 +115,6 @@ class ExpertSelectionLayer(keras.layers.Layer):
             for none). At most `num_experts`. Defaults to `2`.
         top_k_shared: int. Experts selected per gate as shared (`0` for
             none). At most `num_experts`. Defaults to `2`.
-        expert_units: sequence of int. The widths of each expert MLP.
-            Defaults to `(256, 128)`.
         gate_embedding_dim: int. The width `d_e` of the gate embeddings in
             the gate input. Defaults to `8`.
         per_gate_outputs: bool. Route every example to every gate (a
@@ -137,19 +125,14 @@ class ExpertSelectionLayer(keras.layers.Layer):
             `0.0`.
         aux_loss_weight: float. Weight of the auxiliary KL loss (`0`
             disables it). Defaults to `0.01`.
-        activation: str or callable. Activation of every expert layer.
-            Defaults to `"relu"`.
-        kernel_initializer: str or `keras.initializers.Initializer`.
-            Initializer of the expert and gate kernels (drawn per expert and
-            per gate). Defaults to `"glorot_uniform"`.
-        kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
-            Regularizer of the expert and gate kernels. Defaults to `None`.
         seed: int or None. Seed of the gate noise. Defaults to `None`.
         gate_kind: str. `"per_gate"`: every gate has its own kernel on the
             gate input (the paper's gates, `O(d m n)` per example).
             `"shared"`: one kernel shared by all gates plus a bias per gate
             (see above; `O(d n)` per example). Defaults to `"per_gate"`.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+        **kwargs: The `ExpertMixture` arguments (`expert_units` (256,
+            128), `activation`, `kernel_initializer`, `kernel_regularizer`)
+            and base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: with `per_gate_outputs=False`, a list `[x, ids]` or
@@ -196,43 +179,27 @@ class ExpertSelectionLayer(keras.layers.Layer):
         num_experts: int = 8,
         top_k_specific: int = 2,
         top_k_shared: int = 2,
-        expert_units: Sequence[int] = (256, 128),
         gate_embedding_dim: int = 8,
         per_gate_outputs: bool = False,
         noise_stddev: float = 0.0,
         aux_loss_weight: float = 0.01,
-        activation: str | Any = "relu",
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
-        kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
         seed: int | None = None,
         gate_kind: str = "per_gate",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_gates = num_gates
-        self.num_experts = num_experts
-        self.top_k_specific = top_k_specific
-        self.top_k_shared = top_k_shared
-        self.expert_units = _as_units(expert_units)
-        self.gate_embedding_dim = gate_embedding_dim
-        self.per_gate_outputs = per_gate_outputs
-        self.noise_stddev = noise_stddev
-        self.aux_loss_weight = aux_loss_weight
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.seed = seed
-        self.gate_kind = gate_kind
-
-        _check_positive_int("num_gates", num_gates)
-        _check_positive_int("num_experts", num_experts)
+        self.num_gates = validation.positive_int(num_gates, "num_gates")
+        self.num_experts = validation.positive_int(num_experts, "num_experts")
+        self.top_k_specific = validation.non_negative_int(
+            top_k_specific, "top_k_specific"
+        )
+        self.top_k_shared = validation.non_negative_int(
+            top_k_shared, "top_k_shared"
+        )
         for name, value in (
             ("top_k_specific", top_k_specific),
             ("top_k_shared", top_k_shared),
         ):
-            _check_non_negative_int(name, value)
             if value > num_experts:
                 raise ValueError(
                     f"`{name}` must be at most `num_experts` "
@@ -244,20 +211,26 @@ class ExpertSelectionLayer(keras.layers.Layer):
                 "top_k_shared` must be >= 1. Received: top_k_specific="
                 f"{top_k_specific}, top_k_shared={top_k_shared}"
             )
-        _check_units("expert_units", expert_units)
-        _check_positive_int("gate_embedding_dim", gate_embedding_dim)
-        _check_bool("per_gate_outputs", per_gate_outputs)
-        _check_non_negative_float("noise_stddev", noise_stddev)
-        _check_non_negative_float("aux_loss_weight", aux_loss_weight)
-        if seed is not None and not _is_int(seed):
+        self.gate_embedding_dim = validation.positive_int(
+            gate_embedding_dim, "gate_embedding_dim"
+        )
+        self.per_gate_outputs = validation.boolean(
+            per_gate_outputs, "per_gate_outputs"
+        )
+        self.noise_stddev = validation.non_negative_float(
+            noise_stddev, "noise_stddev"
+        )
+        self.aux_loss_weight = validation.non_negative_float(
+            aux_loss_weight, "aux_loss_weight"
+        )
+        if seed is not None and not validation.is_integer(seed):
             raise ValueError(
                 f"`seed` must be an int or None. Received: seed={seed!r}"
             )
-        if gate_kind not in GATE_KINDS:
-            raise ValueError(
-                f"`gate_kind` must be one of {GATE_KINDS}. "
-                f"Received: gate_kind={gate_kind!r}"
-            )
+        self.seed = seed
+        self.gate_kind = validation.one_of(
+            gate_kind, "gate_kind", choices=GATE_KINDS
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     # --- Layer ---
@@ -295,7 +268,7 @@ class ExpertSelectionLayer(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         x_shape, context_shape = self._split_shapes(input_shape)
-        self.experts = build_experts(self, x_shape)
+        self.experts = self.build_experts(x_shape, self.num_experts)
         gates, experts = self.num_gates, self.num_experts
         self._input_dim = int(x_shape[-1]) + (
             0 if context_shape is None else int(context_shape[-1])
@@ -310,12 +283,12 @@ class ExpertSelectionLayer(keras.layers.Layer):
             # One [d, n] kernel for all gates: `W` (rows up to
             # `_input_dim`), then `U` on the gate embeddings.
             kernel_shape = (dim, experts)
-            initializer = _clone_initializer(self.kernel_initializer)
+            initializer = clone_initializer(self.kernel_initializer)
         else:
             # All gates' kernels as one [d, m * n] matmul; rows past
             # `_input_dim` read the gate embedding.
             kernel_shape = (dim, gates * experts)
-            initializer = _stacked_initializer(
+            initializer = stacked_initializer(
                 self.kernel_initializer, (dim, experts), gates, "concat"
             )
         self.gate_kernel = self.add_weight(
@@ -547,30 +520,10 @@ class ExpertSelectionLayer(keras.layers.Layer):
         return [shape] * self.num_gates if self.per_gate_outputs else shape
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "num_gates": self.num_gates,
-                "num_experts": self.num_experts,
-                "top_k_specific": self.top_k_specific,
-                "top_k_shared": self.top_k_shared,
-                "expert_units": list(self.expert_units),
-                "gate_embedding_dim": self.gate_embedding_dim,
-                "per_gate_outputs": self.per_gate_outputs,
-                "noise_stddev": self.noise_stddev,
-                "aux_loss_weight": self.aux_loss_weight,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "seed": self.seed,
-                "gate_kind": self.gate_kind,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            **constructor_config(self, ExpertSelectionLayer),
+        }
 
 
 __all__ = ["ExpertSelectionLayer"]

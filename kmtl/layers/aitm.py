@@ -11,8 +11,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
 
 
 def _check_pair(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
@@ -114,7 +115,7 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
         if units is not None:
-            _check_positive_int("units", units)
+            validation.positive_int(units, "units")
 
     def build(self, input_shape: Sequence[Any]) -> None:
         first, _ = _check_pair(type(self).__name__, input_shape)
@@ -124,7 +125,7 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
             self.add_weight(
                 name=name,
                 shape=(dim, width),
-                initializer=_clone_initializer(self.kernel_initializer),
+                initializer=clone_initializer(self.kernel_initializer),
                 regularizer=self.kernel_regularizer,
             )
             for name in ("value_kernel", "query_kernel", "key_kernel")
@@ -172,19 +173,10 @@ class AdaptiveInformationTransfer(keras.layers.Layer):
         return (first[0], self.units or first[-1])
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            **constructor_config(self, AdaptiveInformationTransfer),
+        }
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
@@ -282,9 +274,10 @@ class BehavioralExpectationCalibrator(keras.layers.Layer):
         return [tuple(s) for s in input_shape]
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["weight"] = self.weight
-        return config
+        return {
+            **super().get_config(),
+            **constructor_config(self, BehavioralExpectationCalibrator),
+        }
 
 
 __all__ = ["AdaptiveInformationTransfer", "BehavioralExpectationCalibrator"]

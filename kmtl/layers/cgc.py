@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from kmtl.layers.experts import build_experts
-from kmtl.layers.gates import MixtureGate
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_bool
-from kmtl.layers.mlp import _check_non_negative_int
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _check_units
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.keras_objects import constructor_config
 from kmtl.layers.switcher import Switcher
-from kmtl.layers.switcher import _shape_list
+from kmtl.layers.switcher import register_switcher
+from kmtl.layers.switcher import shape_list
 
 
 def _shape_of(tensor: Any) -> tuple[int | None, ...]:
     return tuple(tensor.shape)
 
 
+@register_switcher("cgc")
 @keras.saving.register_keras_serializable(package="kmtl")
 class CGCLayer(Switcher):
     """Customized Gate Control: task-specific and shared experts per task.
@@ -52,19 +47,12 @@ class CGCLayer(Switcher):
             `2`.
         num_task_experts: int. The number of experts of each task.
             Defaults to `2`.
-        expert_units: sequence of int. The widths of each expert MLP.
-            Defaults to `(256, 128)`.
         return_shared: bool. Whether to also return the shared output (the
             last list element), as every PLE level but the last does.
             Defaults to `False`.
-        activation: str or callable. Activation of every expert layer.
-            Defaults to `"relu"`.
-        kernel_initializer: str or `keras.initializers.Initializer`.
-            Initializer of the expert and gate kernels. Defaults to
-            `"glorot_uniform"`.
-        kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
-            Regularizer of the expert and gate kernels. Defaults to `None`.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+        **kwargs: The `Switcher` arguments (`expert_units` (256, 128),
+            `activation`, `kernel_initializer`, `kernel_regularizer`) and
+            base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: tensor of shape `[B, d]` (first level), or a list of
@@ -95,33 +83,23 @@ class CGCLayer(Switcher):
           (Progressive Layered Extraction (PLE), RecSys 2020).
     """
 
+    expert_budget = "split"
+
     def __init__(
         self,
         num_tasks: int,
         num_shared_experts: int = 2,
         num_task_experts: int = 2,
-        expert_units: Sequence[int] = (256, 128),
         return_shared: bool = False,
-        activation: str | Any = "relu",
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
-        kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.num_tasks = num_tasks
-        self.num_shared_experts = num_shared_experts
-        self.num_task_experts = num_task_experts
-        self.expert_units = _as_units(expert_units)
-        self.return_shared = return_shared
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-
-        _check_positive_int("num_tasks", num_tasks)
-        _check_non_negative_int("num_shared_experts", num_shared_experts)
-        _check_non_negative_int("num_task_experts", num_task_experts)
+        super().__init__(num_tasks, **kwargs)
+        self.num_shared_experts = validation.non_negative_int(
+            num_shared_experts, "num_shared_experts"
+        )
+        self.num_task_experts = validation.non_negative_int(
+            num_task_experts, "num_task_experts"
+        )
         if num_shared_experts + num_task_experts < 1:
             raise ValueError(
                 "Each task gate needs at least one expert: "
@@ -129,8 +107,7 @@ class CGCLayer(Switcher):
                 f"Received: num_shared_experts={num_shared_experts}, "
                 f"num_task_experts={num_task_experts}"
             )
-        _check_units("expert_units", expert_units)
-        _check_bool("return_shared", return_shared)
+        self.return_shared = validation.boolean(return_shared, "return_shared")
 
     # --- Static structure ---
 
@@ -168,7 +145,7 @@ class CGCLayer(Switcher):
     # --- Layer ---
 
     def build(self, input_shape: Any) -> None:
-        shapes = _shape_list(input_shape)
+        shapes = shape_list(input_shape)
         if shapes is None:
             shape = tuple(input_shape)
             if len(shape) != 2:
@@ -196,17 +173,10 @@ class CGCLayer(Switcher):
             batch, dim = shapes[0][0], shapes[0][-1]
             expert_shape = (batch, self.num_experts, dim)
             gate_shape = (batch, self.num_outputs, dim)
-        self.experts = build_experts(self, expert_shape)
-        self.gate = MixtureGate(
-            num_gates=self.num_outputs,
-            num_experts=self.num_experts,
-            expert_mask=self.expert_mask,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="gate",
+        self.experts = self.build_experts(expert_shape, self.num_experts)
+        self.gate = self.build_gate(
+            gate_shape, self.num_outputs, self.num_experts, self.expert_mask
         )
-        self.gate.build(gate_shape)
         self.built = True
 
     def _split_inputs(self, inputs: Any) -> tuple[Any, Any]:
@@ -250,28 +220,13 @@ class CGCLayer(Switcher):
         return list(ops.unstack(mixed, num=self.num_outputs, axis=1))
 
     def compute_output_shape(self, input_shape: Any) -> list[tuple[Any, ...]]:
-        shapes = _shape_list(input_shape)
+        shapes = shape_list(input_shape)
         batch = shapes[0][0] if shapes is not None else tuple(input_shape)[0]
         return [(batch, self.expert_units[-1])] * self.num_outputs
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "num_tasks": self.num_tasks,
-                "num_shared_experts": self.num_shared_experts,
-                "num_task_experts": self.num_task_experts,
-                "expert_units": list(self.expert_units),
-                "return_shared": self.return_shared,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, CGCLayer))
         return config
 
 

@@ -10,9 +10,9 @@ import keras
 import keras_rs
 from keras import ops
 
-from kmtl.layers.mlp import _check_bool
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
 
 CROSS_KINDS = ("vector", "matrix", "low_rank")
 
@@ -104,24 +104,22 @@ class CrossNet(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_layers = num_layers
         self.kind = kind
         self.projection_dim = projection_dim
         self.diag_scale = diag_scale
-        self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
 
-        _check_positive_int("num_layers", num_layers)
+        self.num_layers = validation.positive_int(num_layers, "num_layers")
         if kind not in CROSS_KINDS:
             raise ValueError(
                 f"`kind` must be one of {list(CROSS_KINDS)}. "
                 f"Received: kind={kind!r}"
             )
         if kind == "low_rank":
-            _check_positive_int("projection_dim", projection_dim)
+            validation.positive_int(projection_dim, "projection_dim")
         elif projection_dim is not None:
             raise ValueError(
                 "`projection_dim` is only used with kind='low_rank' and must "
@@ -142,7 +140,7 @@ class CrossNet(keras.layers.Layer):
                 "`diag_scale` is a DCN v2 option and must be 0.0 for "
                 f"kind='vector'. Received: diag_scale={diag_scale!r}"
             )
-        _check_bool("use_bias", use_bias)
+        self.use_bias = validation.boolean(use_bias, "use_bias")
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         shape = tuple(input_shape)
@@ -160,7 +158,7 @@ class CrossNet(keras.layers.Layer):
                     self.add_weight(
                         name=f"kernel_{i}",
                         shape=(dim, 1),
-                        initializer=_clone_initializer(self.kernel_initializer),
+                        initializer=clone_initializer(self.kernel_initializer),
                         regularizer=self.kernel_regularizer,
                     )
                 )
@@ -169,7 +167,7 @@ class CrossNet(keras.layers.Layer):
                         self.add_weight(
                             name=f"bias_{i}",
                             shape=(dim,),
-                            initializer=_clone_initializer(
+                            initializer=clone_initializer(
                                 self.bias_initializer
                             ),
                             regularizer=self.bias_regularizer,
@@ -182,10 +180,10 @@ class CrossNet(keras.layers.Layer):
                     projection_dim=self.projection_dim,
                     diag_scale=self.diag_scale,
                     use_bias=self.use_bias,
-                    kernel_initializer=_clone_initializer(
+                    kernel_initializer=clone_initializer(
                         self.kernel_initializer
                     ),
-                    bias_initializer=_clone_initializer(self.bias_initializer),
+                    bias_initializer=clone_initializer(self.bias_initializer),
                     kernel_regularizer=self.kernel_regularizer,
                     bias_regularizer=self.bias_regularizer,
                     dtype=self.dtype_policy,
@@ -216,27 +214,7 @@ class CrossNet(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "num_layers": self.num_layers,
-                "kind": self.kind,
-                "projection_dim": self.projection_dim,
-                "diag_scale": self.diag_scale,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "bias_regularizer": keras.regularizers.serialize(
-                    self.bias_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, CrossNet))
         return config
 
 

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from kmtl.layers.gate_nu import GateNU
+from kmtl.layers.keras_objects import constructor_config
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
@@ -86,5 +87,5 @@ class EPNet(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"hidden_units": self.hidden_units, "gamma": self.gamma})
+        config.update(constructor_config(self, EPNet))
         return config

@@ -9,10 +9,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _check_units
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.keras_objects import constructor_config
 
 
 def _reseeded(
@@ -32,7 +30,7 @@ def _reseeded(
     return initializer.__class__.from_config(config)
 
 
-def _stacked_initializer(
+def stacked_initializer(
     initializer: keras.initializers.Initializer,
     member_shape: Sequence[int],
     num_members: int,
@@ -131,14 +129,12 @@ class Experts(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_experts = num_experts
-        self.units = _as_units(units)
+        self.units = validation.units(units, "units")
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
-        _check_positive_int("num_experts", num_experts)
-        _check_units("units", units)
+        self.num_experts = validation.positive_int(num_experts, "num_experts")
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         shape = tuple(input_shape)
@@ -171,7 +167,7 @@ class Experts(keras.layers.Layer):
                 self.add_weight(
                     name=f"kernel_{i}",
                     shape=(num, fan_in, width),
-                    initializer=_stacked_initializer(
+                    initializer=stacked_initializer(
                         self.kernel_initializer, (fan_in, width), num
                     ),
                     regularizer=self.kernel_regularizer,
@@ -214,47 +210,8 @@ class Experts(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "num_experts": self.num_experts,
-                "units": list(self.units),
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, Experts))
         return config
 
 
-def build_experts(owner: keras.layers.Layer, input_shape: Any) -> Experts:
-    """The `Experts` sub-layer of a mixture layer, built on `input_shape`.
-
-    Mixture layers (MMoE, CGC, HiNet, AESM2) hold their experts alike: the
-    owner's `num_experts`, `expert_units`, `activation`, a fresh copy of its
-    `kernel_initializer`, its `kernel_regularizer` and dtype policy.
-
-    Args:
-        owner: the mixture layer, with the attributes above.
-        input_shape: the experts' input shape, `[B, d]` or `[B, E, d]`.
-
-    Returns:
-        The built `Experts` layer, named `"experts"`.
-    """
-    experts = Experts(
-        num_experts=owner.num_experts,
-        units=owner.expert_units,
-        activation=owner.activation,
-        kernel_initializer=_clone_initializer(owner.kernel_initializer),
-        kernel_regularizer=owner.kernel_regularizer,
-        dtype=owner.dtype_policy,
-        name="experts",
-    )
-    experts.build(input_shape)
-    return experts
-
-
-__all__ = ["Experts", "build_experts"]
+__all__ = ["Experts", "stacked_initializer"]

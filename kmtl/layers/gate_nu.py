@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import ops
 
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
@@ -83,23 +83,15 @@ class GateNU(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = units
-        self.hidden_units = hidden_units
-        self.gamma = gamma
+        self.hidden_units = (
+            None
+            if hidden_units is None
+            else validation.positive_int(hidden_units, "hidden_units")
+        )
+        self.gamma = validation.positive_float(gamma, "gamma")
+        self.units = validation.positive_int(units, "units")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-
-        _check_positive_int("units", units)
-        if hidden_units is not None:
-            _check_positive_int("hidden_units", hidden_units)
-        if (
-            not isinstance(gamma, numbers.Real)
-            or isinstance(gamma, bool)
-            or not gamma > 0
-        ):
-            raise ValueError(
-                f"`gamma` must be a positive float. Received: gamma={gamma!r}"
-            )
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         shape = tuple(input_shape)
@@ -111,7 +103,7 @@ class GateNU(keras.layers.Layer):
         self.hidden = keras.layers.Dense(
             self.hidden_units or self.units,
             activation="relu",
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="hidden",
@@ -119,7 +111,7 @@ class GateNU(keras.layers.Layer):
         self.hidden.build(shape)
         self.output_dense = keras.layers.Dense(
             self.units,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="output",
@@ -138,19 +130,7 @@ class GateNU(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "hidden_units": self.hidden_units,
-                "gamma": self.gamma,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, GateNU))
         return config
 
 

@@ -9,8 +9,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from kmtl.layers.experts import _stacked_initializer
-from kmtl.layers.mlp import _check_positive_int
+from kmtl import validation
+from kmtl.layers.experts import stacked_initializer
+from kmtl.layers.keras_objects import constructor_config
 
 # Added to the logits of masked experts: exp() of it underflows to exactly 0
 # in float32 and float16 (where it becomes -inf, still safe: at least one
@@ -122,16 +123,14 @@ class MixtureGate(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_gates = num_gates
-        self.num_experts = num_experts
         self.expert_mask = _as_mask(expert_mask)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
-        _check_positive_int("num_gates", num_gates)
-        _check_positive_int("num_experts", num_experts)
+        self.num_gates = validation.positive_int(num_gates, "num_gates")
+        self.num_experts = validation.positive_int(num_experts, "num_experts")
         if self.expert_mask is not None:
             if not _mask_ok(self.expert_mask, num_gates, num_experts):
                 raise ValueError(
@@ -178,7 +177,7 @@ class MixtureGate(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=kernel_shape,
-            initializer=_stacked_initializer(
+            initializer=stacked_initializer(
                 self.kernel_initializer, (dim, experts), gates, layout
             ),
             regularizer=self.kernel_regularizer,
@@ -218,27 +217,7 @@ class MixtureGate(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "num_gates": self.num_gates,
-                "num_experts": self.num_experts,
-                "expert_mask": (
-                    None
-                    if self.expert_mask is None
-                    else [list(row) for row in self.expert_mask]
-                ),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, MixtureGate))
         return config
 
 

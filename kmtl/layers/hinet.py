@@ -8,17 +8,15 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.features.encoder import check_scenario_ids
-from kmtl.layers.experts import build_experts
-from kmtl.layers.gates import MixtureGate
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _check_units
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.expert_mixture import ExpertMixture
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
+from kmtl.layers.scenario_index import check_scenario_ids
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
-class ScenarioExtractionLayer(keras.layers.Layer):
+class ScenarioExtractionLayer(ExpertMixture):
     """HiNet's scenario extraction layer for an example of scenario `i`.
 
     Three parts, each a mixture of expert MLPs on the input `x`:
@@ -44,6 +42,11 @@ class ScenarioExtractionLayer(keras.layers.Layer):
     matmul) rather than gathering the own scenario's weights per example;
     the cost per example grows linearly with `S`.
 
+    It is an `ExpertMixture` (experts, gates and their arguments shared
+    with the switchers) but not a `Switcher`: it returns one
+    representation per example, routed by the example's scenario id, not
+    one per task branch; HiNet's task extraction after it is a switcher.
+
     The gates are linear softmax gates (the authors' code puts a ReLU
     before the softmax), and the scenario gate is linear in the scenario
     embedding (the authors use an MLP on it; with an id as input, a
@@ -55,18 +58,11 @@ class ScenarioExtractionLayer(keras.layers.Layer):
         num_shared_experts: int. Scenario-shared experts. Defaults to `4`.
         num_specific_experts: int. Experts of each scenario. Defaults to
             `2`.
-        expert_units: sequence of int. The widths of each expert MLP.
-            Defaults to `(256, 128)`.
         scenario_embedding_dim: int. The width `d_e` of the scenario
             embedding read by the scenario gate. Defaults to `8`.
-        activation: str or callable. Activation of every expert layer.
-            Defaults to `"relu"`.
-        kernel_initializer: str or `keras.initializers.Initializer`.
-            Initializer of the expert and gate kernels. Defaults to
-            `"glorot_uniform"`.
-        kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
-            Regularizer of the expert and gate kernels. Defaults to `None`.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+        **kwargs: The `ExpertMixture` arguments (`expert_units` (256,
+            128), `activation`, `kernel_initializer`, `kernel_regularizer`)
+            and base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: list `[x, scenario]`: `x` a float tensor `[B, d]`,
@@ -103,30 +99,18 @@ class ScenarioExtractionLayer(keras.layers.Layer):
         num_scenarios: int,
         num_shared_experts: int = 4,
         num_specific_experts: int = 2,
-        expert_units: Sequence[int] = (256, 128),
         scenario_embedding_dim: int = 8,
-        activation: str | Any = "relu",
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
-        kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_scenarios = num_scenarios
-        self.num_shared_experts = num_shared_experts
-        self.num_specific_experts = num_specific_experts
-        self.expert_units = _as_units(expert_units)
-        self.scenario_embedding_dim = scenario_embedding_dim
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-
-        _check_positive_int("num_scenarios", num_scenarios)
-        _check_positive_int("num_shared_experts", num_shared_experts)
-        _check_positive_int("num_specific_experts", num_specific_experts)
-        _check_units("expert_units", expert_units)
-        _check_positive_int("scenario_embedding_dim", scenario_embedding_dim)
+        counts = {
+            "num_scenarios": num_scenarios,
+            "num_shared_experts": num_shared_experts,
+            "num_specific_experts": num_specific_experts,
+            "scenario_embedding_dim": scenario_embedding_dim,
+        }
+        for name, value in counts.items():
+            setattr(self, name, validation.positive_int(value, name))
 
     @property
     def num_experts(self) -> int:
@@ -149,25 +133,16 @@ class ScenarioExtractionLayer(keras.layers.Layer):
                 f"Received: input_shape={input_shape}"
             )
         x_shape = tuple(shapes[0])
-        self.experts = build_experts(self, x_shape)
-        self.specific_gate = MixtureGate(
-            num_gates=self.num_scenarios,
-            num_experts=self.num_specific_experts,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
+        self.experts = self.build_experts(x_shape, self.num_experts)
+        self.specific_gate = self.build_gate(
+            x_shape,
+            self.num_scenarios,
+            self.num_specific_experts,
             name="specific_gate",
         )
-        self.specific_gate.build(x_shape)
-        self.shared_gate = MixtureGate(
-            num_gates=1,
-            num_experts=self.num_shared_experts,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="shared_gate",
+        self.shared_gate = self.build_gate(
+            x_shape, 1, self.num_shared_experts, name="shared_gate"
         )
-        self.shared_gate.build(x_shape)
         self.scenario_embeddings = self.add_weight(
             name="scenario_embeddings",
             shape=(self.num_scenarios, self.scenario_embedding_dim),
@@ -176,7 +151,7 @@ class ScenarioExtractionLayer(keras.layers.Layer):
         self.attention_kernel = self.add_weight(
             name="attention_kernel",
             shape=(self.scenario_embedding_dim, self.num_scenarios),
-            initializer=_clone_initializer(self.kernel_initializer),
+            initializer=clone_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
         )
         self.attention_bias = self.add_weight(
@@ -227,24 +202,10 @@ class ScenarioExtractionLayer(keras.layers.Layer):
         return (tuple(input_shape[0])[0], 3 * self.expert_units[-1])
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "num_scenarios": self.num_scenarios,
-                "num_shared_experts": self.num_shared_experts,
-                "num_specific_experts": self.num_specific_experts,
-                "expert_units": list(self.expert_units),
-                "scenario_embedding_dim": self.scenario_embedding_dim,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            **constructor_config(self, ScenarioExtractionLayer),
+        }
 
 
 __all__ = ["ScenarioExtractionLayer"]

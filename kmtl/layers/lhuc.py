@@ -8,7 +8,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.layers.mlp import _check_positive_int
+from kmtl import validation
+from kmtl.layers.keras_objects import constructor_config
 from kmtl.layers.partitioned_normalization import _check_scenario_input_shape
 from kmtl.layers.partitioned_normalization import _scenario_ids
 
@@ -68,10 +69,11 @@ class LHUC(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_scenarios = num_scenarios
         self.scale_initializer = keras.initializers.get(scale_initializer)
 
-        _check_positive_int("num_scenarios", num_scenarios)
+        self.num_scenarios = validation.positive_int(
+            num_scenarios, "num_scenarios"
+        )
 
     def build(self, input_shape: Sequence[Any]) -> None:
         dim = _check_scenario_input_shape("LHUC", input_shape)
@@ -95,14 +97,7 @@ class LHUC(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "num_scenarios": self.num_scenarios,
-                "scale_initializer": keras.initializers.serialize(
-                    self.scale_initializer
-                ),
-            }
-        )
+        config.update(constructor_config(self, LHUC))
         return config
 
 

@@ -2,83 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-# --- Helpers shared by the kmtl layers (validation, initializer cloning) ---
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _check_non_negative_int(name: str, value: Any) -> None:
-    if not _is_int(value) or value < 0:
-        raise ValueError(
-            f"`{name}` must be a non-negative integer. "
-            f"Received: {name}={value!r}"
-        )
-
-
-def _as_units(units: Any) -> Any:
-    """Turns a list or tuple of ints into a tuple of Python ints."""
-    if isinstance(units, (list, tuple)) and all(_is_int(u) for u in units):
-        return tuple(int(u) for u in units)
-    return units
-
-
-def _check_units(name: str, units: Any) -> None:
-    if (
-        not isinstance(units, (list, tuple))
-        or not units
-        or not all(_is_int(u) and u >= 1 for u in units)
-    ):
-        raise ValueError(
-            f"`{name}` must be a non-empty sequence of positive integers. "
-            f"Received: {name}={units!r}"
-        )
-
-
-def _check_rate(name: str, value: Any) -> None:
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not 0.0 <= value < 1.0
-    ):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
-
-
-def _clone_initializer(
-    initializer: keras.initializers.Initializer,
-) -> keras.initializers.Initializer:
-    """Returns a fresh copy, so that sub-layers do not share random values.
-
-    An unseeded Keras 3 initializer draws the same values at every call, so
-    two sub-layers given the same object would start identical.
-    """
-    if not isinstance(initializer, keras.initializers.Initializer):
-        return initializer
-    return initializer.__class__.from_config(initializer.get_config())
-
-
-# --- The layer ---
+from kmtl import validation
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
@@ -152,10 +83,8 @@ class MLP(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = _as_units(units)
+        self.units = validation.units(units, "units")
         self.activation = keras.activations.get(activation)
-        self.dropout = dropout
-        self.use_batch_norm = use_batch_norm
         self.output_activation = (
             None
             if output_activation is None
@@ -164,9 +93,10 @@ class MLP(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
-        _check_units("units", units)
-        _check_rate("dropout", dropout)
-        _check_bool("use_batch_norm", use_batch_norm)
+        self.dropout = validation.rate(dropout, "dropout")
+        self.use_batch_norm = validation.boolean(
+            use_batch_norm, "use_batch_norm"
+        )
         self.supports_masking = True
 
     def build(self, input_shape: Sequence[int | None]) -> None:
@@ -183,7 +113,7 @@ class MLP(keras.layers.Layer):
             dense = keras.layers.Dense(
                 width,
                 use_bias=not self.use_batch_norm,
-                kernel_initializer=_clone_initializer(self.kernel_initializer),
+                kernel_initializer=clone_initializer(self.kernel_initializer),
                 kernel_regularizer=self.kernel_regularizer,
                 dtype=self.dtype_policy,
                 name=f"dense_{i}",
@@ -227,25 +157,7 @@ class MLP(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "units": list(self.units),
-                "activation": keras.activations.serialize(self.activation),
-                "dropout": self.dropout,
-                "use_batch_norm": self.use_batch_norm,
-                "output_activation": (
-                    None
-                    if self.output_activation is None
-                    else keras.activations.serialize(self.output_activation)
-                ),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, MLP))
         return config
 
 

@@ -8,17 +8,15 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.layers.experts import build_experts
-from kmtl.layers.gates import MixtureGate
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_bool
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _check_units
-from kmtl.layers.mlp import _clone_initializer
+from kmtl import validation
+from kmtl.layers.keras_objects import constructor_config
 from kmtl.layers.switcher import Switcher
-from kmtl.layers.switcher import _shape_list
+from kmtl.layers.switcher import register_switcher
+from kmtl.layers.switcher import shape_list
 
 
+@register_switcher("mmoe")
+@register_switcher("omoe", shared_gate=True)
 @keras.saving.register_keras_serializable(package="kmtl")
 class MMoELayer(Switcher):
     """Multi-gate Mixture-of-Experts: each task mixes shared experts.
@@ -36,18 +34,11 @@ class MMoELayer(Switcher):
     Args:
         num_tasks: int. The number of task branches `K`.
         num_experts: int. The number of experts `E`. Defaults to `8`.
-        expert_units: sequence of int. The widths of each expert MLP.
-            Defaults to `(256, 128)`.
-        shared_gate: bool. Whether all tasks share one gate (OMoE).
-            Defaults to `False`.
-        activation: str or callable. Activation of every expert layer.
-            Defaults to `"relu"`.
-        kernel_initializer: str or `keras.initializers.Initializer`.
-            Initializer of the expert and gate kernels. Defaults to
-            `"glorot_uniform"`.
-        kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
-            Regularizer of the expert and gate kernels. Defaults to `None`.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+        shared_gate: bool. Whether all tasks share one gate (OMoE, the
+            switcher registered as `"omoe"`). Defaults to `False`.
+        **kwargs: The `Switcher` arguments (`expert_units` (256, 128),
+            `activation`, `kernel_initializer`, `kernel_regularizer`) and
+            base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: tensor of shape `[B, d]`.
@@ -64,9 +55,8 @@ class MMoELayer(Switcher):
     weights = layer.gate_weights(np.random.rand(8, 10))  # [8, 2, 4]
 
     inputs = keras.Input(shape=(10,))
-    branches = kmtl.layers.MMoELayer(num_tasks=2)(inputs)
-    outputs = [keras.layers.Dense(1)(b) for b in branches]
-    model = keras.Model(inputs, outputs)
+    ctr, cvr = kmtl.layers.MMoELayer(num_tasks=2, shared_gate=True)(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(1)(ctr), cvr])
     ```
 
     Reference:
@@ -75,36 +65,18 @@ class MMoELayer(Switcher):
           Multi-gate Mixture-of-Experts, KDD 2018).
     """
 
+    expert_budget = "pooled"
+
     def __init__(
         self,
         num_tasks: int,
         num_experts: int = 8,
-        expert_units: Sequence[int] = (256, 128),
         shared_gate: bool = False,
-        activation: str | Any = "relu",
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
-        kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.num_tasks = num_tasks
-        self.num_experts = num_experts
-        self.expert_units = _as_units(expert_units)
-        self.shared_gate = shared_gate
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-
-        _check_positive_int("num_tasks", num_tasks)
-        _check_positive_int("num_experts", num_experts)
-        _check_units("expert_units", expert_units)
-        _check_bool("shared_gate", shared_gate)
-
-    @property
-    def num_outputs(self) -> int:
-        return self.num_tasks
+        super().__init__(num_tasks, **kwargs)
+        self.num_experts = validation.positive_int(num_experts, "num_experts")
+        self.shared_gate = validation.boolean(shared_gate, "shared_gate")
 
     @property
     def num_gates(self) -> int:
@@ -113,21 +85,13 @@ class MMoELayer(Switcher):
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         shape = tuple(input_shape)
-        if _shape_list(input_shape) is not None or len(shape) != 2:
+        if shape_list(input_shape) is not None or len(shape) != 2:
             raise ValueError(
                 "`MMoELayer` takes one tensor of shape [B, d]. "
                 f"Received: input_shape={input_shape}"
             )
-        self.experts = build_experts(self, shape)
-        self.gate = MixtureGate(
-            num_gates=self.num_gates,
-            num_experts=self.num_experts,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            dtype=self.dtype_policy,
-            name="gate",
-        )
-        self.gate.build(shape)
+        self.experts = self.build_experts(shape, self.num_experts)
+        self.gate = self.build_gate(shape, self.num_gates, self.num_experts)
         self.built = True
 
     def gate_weights(self, inputs: Any) -> Any:
@@ -155,21 +119,7 @@ class MMoELayer(Switcher):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "num_tasks": self.num_tasks,
-                "num_experts": self.num_experts,
-                "expert_units": list(self.expert_units),
-                "shared_gate": self.shared_gate,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, MMoELayer))
         return config
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.features.encoder import check_scenario_ids
-from kmtl.layers.mlp import _check_positive_int
+from kmtl import validation
+from kmtl.layers.keras_objects import constructor_config
+from kmtl.layers.scenario_index import check_scenario_ids
 
 
 def _check_scenario_input_shape(layer: str, input_shape: Any) -> int:
@@ -122,11 +123,12 @@ class PartitionedNormalization(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_scenarios = num_scenarios
         self.momentum = momentum
         self.epsilon = epsilon
 
-        _check_positive_int("num_scenarios", num_scenarios)
+        self.num_scenarios = validation.positive_int(
+            num_scenarios, "num_scenarios"
+        )
         if (
             not isinstance(momentum, numbers.Real)
             or isinstance(momentum, bool)
@@ -244,15 +246,10 @@ class PartitionedNormalization(keras.layers.Layer):
         return tuple(input_shape[0])
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "num_scenarios": self.num_scenarios,
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            **constructor_config(self, PartitionedNormalization),
+        }
 
 
 __all__ = ["PartitionedNormalization"]

@@ -8,9 +8,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from kmtl import validation
 from kmtl.layers.gate_nu import GateNU
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_units
+from kmtl.layers.keras_objects import constructor_config
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
@@ -56,8 +56,7 @@ class PPNetMLP(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_units("units", units)
-        self.units = _as_units(units)
+        self.units = validation.units(units, "units")
         self.activation = keras.activations.get(activation)
         self.gamma = gamma
 
@@ -96,11 +95,5 @@ class PPNetMLP(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "units": list(self.units),
-                "activation": keras.activations.serialize(self.activation),
-                "gamma": self.gamma,
-            }
-        )
+        config.update(constructor_config(self, PPNetMLP))
         return config

@@ -7,17 +7,16 @@ from typing import Any
 
 import keras
 
+from kmtl import validation
+from kmtl.layers.keras_objects import clone_initializer
+from kmtl.layers.keras_objects import constructor_config
 from kmtl.layers.mlp import MLP
-from kmtl.layers.mlp import _as_units
-from kmtl.layers.mlp import _check_bool
-from kmtl.layers.mlp import _check_positive_int
-from kmtl.layers.mlp import _check_rate
-from kmtl.layers.mlp import _check_units
-from kmtl.layers.mlp import _clone_initializer
 from kmtl.layers.switcher import Switcher
-from kmtl.layers.switcher import _shape_list
+from kmtl.layers.switcher import register_switcher
+from kmtl.layers.switcher import shape_list
 
 
+@register_switcher("shared_bottom")
 @keras.saving.register_keras_serializable(package="kmtl")
 class SharedBottomLayer(Switcher):
     """Hard parameter sharing: one bottom MLP, its output sent to every task.
@@ -26,19 +25,16 @@ class SharedBottomLayer(Switcher):
 
     Args:
         num_tasks: int. The number of task branches `K`.
-        units: sequence of int. The widths of the bottom MLP. Defaults to
-            `(256, 128)`.
-        activation: str or callable. Activation of every MLP layer.
-            Defaults to `"relu"`.
         dropout: float. Dropout rate after every MLP layer. Defaults to
             `0.0`.
         use_batch_norm: bool. Whether the MLP batch-normalizes its layers.
             Defaults to `False`.
-        kernel_initializer: str or `keras.initializers.Initializer`.
-            Initializer of the MLP kernels. Defaults to `"glorot_uniform"`.
-        kernel_regularizer: str, `keras.regularizers.Regularizer` or None.
-            Regularizer of the MLP kernels. Defaults to `None`.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+        output_activation: str, callable or None. Activation of the
+            bottom's last layer; `None` uses `activation`, `"linear"` gives
+            a linear shared representation. Defaults to `None`.
+        **kwargs: The `Switcher` arguments, `expert_units` being the widths
+            of the bottom MLP (its one expert; `(256, 128)` by default),
+            and base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: tensor of shape `[B, d]`.
@@ -46,12 +42,13 @@ class SharedBottomLayer(Switcher):
             normalization.
 
     Returns:
-        A list of `num_tasks` tensors of shape `[B, units[-1]]`, all equal.
+        A list of `num_tasks` tensors of shape `[B, expert_units[-1]]`,
+        all equal.
 
     Example:
 
     ```python
-    layer = kmtl.layers.SharedBottomLayer(num_tasks=2, units=(32, 16))
+    layer = kmtl.layers.SharedBottomLayer(num_tasks=2, expert_units=(32, 16))
     ctr, cvr = layer(np.random.rand(8, 10))  # two [8, 16] tensors
 
     inputs = keras.Input(shape=(10,))
@@ -68,46 +65,35 @@ class SharedBottomLayer(Switcher):
     def __init__(
         self,
         num_tasks: int,
-        units: Sequence[int] = (256, 128),
-        activation: str | Any = "relu",
         dropout: float = 0.0,
         use_batch_norm: bool = False,
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
-        kernel_regularizer: str | keras.regularizers.Regularizer | None = None,
+        output_activation: str | Any | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.num_tasks = num_tasks
-        self.units = _as_units(units)
-        self.activation = keras.activations.get(activation)
-        self.dropout = dropout
-        self.use_batch_norm = use_batch_norm
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-
-        _check_positive_int("num_tasks", num_tasks)
-        _check_units("units", units)
-        _check_rate("dropout", dropout)
-        _check_bool("use_batch_norm", use_batch_norm)
-
-    @property
-    def num_outputs(self) -> int:
-        return self.num_tasks
+        super().__init__(num_tasks, **kwargs)
+        self.dropout = validation.rate(dropout, "dropout")
+        self.use_batch_norm = validation.boolean(
+            use_batch_norm, "use_batch_norm"
+        )
+        self.output_activation = (
+            None
+            if output_activation is None
+            else keras.activations.get(output_activation)
+        )
 
     def build(self, input_shape: Sequence[int | None]) -> None:
-        if _shape_list(input_shape) is not None:
+        if shape_list(input_shape) is not None:
             raise ValueError(
                 "`SharedBottomLayer` takes one tensor of shape [B, d]. "
                 f"Received: input_shape={input_shape}"
             )
         self.bottom = MLP(
-            units=self.units,
+            units=self.expert_units,
             activation=self.activation,
             dropout=self.dropout,
             use_batch_norm=self.use_batch_norm,
-            kernel_initializer=_clone_initializer(self.kernel_initializer),
+            output_activation=self.output_activation,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="bottom",
@@ -122,27 +108,14 @@ class SharedBottomLayer(Switcher):
     def compute_output_shape(
         self, input_shape: Sequence[int | None]
     ) -> list[tuple[int | None, ...]]:
-        shape = tuple(input_shape)[:-1] + (self.units[-1],)
+        shape = tuple(input_shape)[:-1] + (self.expert_units[-1],)
         return [shape] * self.num_tasks
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "num_tasks": self.num_tasks,
-                "units": list(self.units),
-                "activation": keras.activations.serialize(self.activation),
-                "dropout": self.dropout,
-                "use_batch_norm": self.use_batch_norm,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            **constructor_config(self, SharedBottomLayer),
+        }
 
 
 __all__ = ["SharedBottomLayer"]

@@ -9,8 +9,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmtl.layers.mlp import _check_non_negative_int
-from kmtl.layers.mlp import _check_positive_int
+from kmtl import validation
+from kmtl.layers.keras_objects import constructor_config
 from kmtl.layers.partitioned_normalization import _check_scenario_input_shape
 from kmtl.layers.partitioned_normalization import _scenario_ids
 
@@ -120,9 +120,6 @@ class STARDense(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = units
-        self.num_scenarios = num_scenarios
-        self.scenario_rank = scenario_rank
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.scenario_kernel_initializer = keras.initializers.get(
@@ -133,9 +130,13 @@ class STARDense(keras.layers.Layer):
         )
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
-        _check_positive_int("units", units)
-        _check_positive_int("num_scenarios", num_scenarios)
-        _check_non_negative_int("scenario_rank", scenario_rank)
+        self.units = validation.positive_int(units, "units")
+        self.num_scenarios = validation.positive_int(
+            num_scenarios, "num_scenarios"
+        )
+        self.scenario_rank = validation.non_negative_int(
+            scenario_rank, "scenario_rank"
+        )
 
     def build(self, input_shape: Sequence[Any]) -> None:
         dim = _check_scenario_input_shape("STARDense", input_shape)
@@ -222,30 +223,7 @@ class STARDense(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "num_scenarios": self.num_scenarios,
-                "scenario_rank": self.scenario_rank,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "scenario_kernel_initializer": keras.initializers.serialize(
-                    self.scenario_kernel_initializer
-                ),
-                "scenario_factor_initializer": (
-                    None
-                    if self.scenario_factor_initializer is None
-                    else keras.initializers.serialize(
-                        self.scenario_factor_initializer
-                    )
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.update(constructor_config(self, STARDense))
         return config
 
 

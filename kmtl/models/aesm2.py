@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.layers.aesm2 import GATE_KINDS
 from kmtl.layers.aesm2 import ExpertSelectionLayer
-from kmtl.models.heads import check_positive
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
 from kmtl.models.scenario import scenario_context
+from kmtl.validation import Activation
+from kmtl.validation import NonNegativeFloat
+from kmtl.validation import NonNegativeInt
+from kmtl.validation import OneOf
+from kmtl.validation import OptionalUnits
+from kmtl.validation import PositiveInt
+from kmtl.validation import PositiveInts
+from kmtl.validation import Units
 
-MODEL_GATE_KINDS = ("auto", *GATE_KINDS)
 # With "auto", a level with more values than this gets the shared gates:
 # the per-gate scores cost O(d m n) per example beside the experts' own
 # O(d units n), i.e. m / units of it: 25 % at 64 values and 256 units, 4x
 # at 1,000 (measured: 0.30x the 4-scenario speed; benchmarks/
 # scenario_scaling.py).
 AUTO_SHARED_ABOVE = 64
-
-
-def _check_float(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not value >= 0
-    ):
-        raise ValueError(
-            f"Model 'aesm2': hparam `{name}` must be a float >= 0. "
-            f"Received: {name}={value!r}"
-        )
 
 
 def _level_gate_kind(gate_kind: str, num_gates: int) -> str:
@@ -49,17 +40,17 @@ def _level_gate_kind(gate_kind: str, num_gates: int) -> str:
 def build_aesm2(
     spec: FeatureSpec,
     *,
-    scenario_experts: int | Sequence[int] = 8,
-    task_experts: int = 8,
-    top_k_specific: int = 2,
-    top_k_shared: int = 2,
-    expert_units: Sequence[int] = (256, 128),
-    gate_embedding_dim: int = 8,
-    noise_stddev: float = 0.1,
-    aux_loss_weight: float = 0.01,
-    tower_units: Sequence[int] = (64,),
-    activation: str = "relu",
-    gate_kind: str = "auto",
+    scenario_experts: PositiveInts = 8,
+    task_experts: PositiveInt = 8,
+    expert_units: Units = (256, 128),
+    top_k_specific: NonNegativeInt = 2,
+    top_k_shared: NonNegativeInt = 2,
+    gate_embedding_dim: PositiveInt = 8,
+    noise_stddev: NonNegativeFloat = 0.1,
+    aux_loss_weight: NonNegativeFloat = 0.01,
+    tower_units: OptionalUnits = (64,),
+    activation: Activation = "relu",
+    gate_kind: OneOf("auto", *GATE_KINDS) = "auto",
 ) -> keras.Model:
     """AESM2: KL-based top-K expert selection per scenario level and task.
 
@@ -107,63 +98,22 @@ def build_aesm2(
     """
     scenario = require_scenario("aesm2", spec)
     num_gates = (*scenario.level_sizes, scenario.num_scenarios)
-    if isinstance(scenario_experts, int) and not isinstance(
-        scenario_experts, bool
-    ):
-        check_positive("aesm2", "scenario_experts", scenario_experts)
+    if isinstance(scenario_experts, int):
         scenario_experts = (scenario_experts,) * len(num_gates)
-    elif not isinstance(scenario_experts, (list, tuple)) or len(
-        scenario_experts
-    ) != len(num_gates):
+    elif len(scenario_experts) != len(num_gates):
         raise ValueError(
             "Model 'aesm2': hparam `scenario_experts` must be an int or one "
             f"int per scenario level ({len(num_gates)}: "
             f"{[*scenario.level_names, scenario.name]}). "
             f"Received: scenario_experts={scenario_experts!r}"
         )
-    for count in scenario_experts:
-        check_positive("aesm2", "scenario_experts", count)
-    check_positive("aesm2", "task_experts", task_experts)
-    fewest = min(*scenario_experts, task_experts)
-    for name, value in (
-        ("top_k_specific", top_k_specific),
-        ("top_k_shared", top_k_shared),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(
-                f"Model 'aesm2': hparam `{name}` must be a non-negative "
-                f"integer. Received: {name}={value!r}"
-            )
-        if value > fewest:
-            raise ValueError(
-                f"Model 'aesm2': hparam `{name}` must be at most the number "
-                f"of experts of every layer ({fewest}). "
-                f"Received: {name}={value}"
-            )
-    if top_k_specific + top_k_shared < 1:
-        raise ValueError(
-            "Model 'aesm2': hparams `top_k_specific` + `top_k_shared` must "
-            f"be >= 1. Received: top_k_specific={top_k_specific}, "
-            f"top_k_shared={top_k_shared}"
-        )
-    check_units("aesm2", "expert_units", expert_units, False)
-    check_positive("aesm2", "gate_embedding_dim", gate_embedding_dim)
-    _check_float("noise_stddev", noise_stddev)
-    _check_float("aux_loss_weight", aux_loss_weight)
-    check_units("aesm2", "tower_units", tower_units, True)
-    if gate_kind not in MODEL_GATE_KINDS:
-        raise ValueError(
-            "Model 'aesm2': hparam `gate_kind` must be one of "
-            f"{MODEL_GATE_KINDS}."
-            f" Received: gate_kind={gate_kind!r}"
-        )
     layer_args = dict(
         top_k_specific=top_k_specific,
         top_k_shared=top_k_shared,
-        expert_units=tuple(expert_units),
+        expert_units=expert_units,
         gate_embedding_dim=gate_embedding_dim,
-        noise_stddev=float(noise_stddev),
-        aux_loss_weight=float(aux_loss_weight),
+        noise_stddev=noise_stddev,
+        aux_loss_weight=aux_loss_weight,
         activation=activation,
     )
     # === Inputs ===
@@ -196,4 +146,4 @@ def build_aesm2(
     outputs = task_towers(
         branches, spec.tasks, tower_units, activation=activation
     )
-    return keras.Model(inputs, outputs, name="aesm2")
+    return keras.Model(inputs, outputs)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Sequence
 
 import keras
@@ -14,10 +12,15 @@ from kmtl.features.spec import TaskSpec
 from kmtl.layers.aitm import AdaptiveInformationTransfer
 from kmtl.layers.aitm import BehavioralExpectationCalibrator
 from kmtl.layers.mlp import MLP
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_output
 from kmtl.models.registry import register_model
+from kmtl.validation import Activation
+from kmtl.validation import OptionalNames
+from kmtl.validation import OptionalNonNegativeFloat
+from kmtl.validation import OptionalUnits
+from kmtl.validation import Rate
+from kmtl.validation import Units
 
 #: The calibrator weight of the paper, used by default on a declared funnel.
 PAPER_CALIBRATION_WEIGHT = 0.6
@@ -25,17 +28,7 @@ PAPER_CALIBRATION_WEIGHT = 0.6
 
 def _order(spec: FeatureSpec, task_order: Sequence[str] | None) -> list[str]:
     """The task names in funnel order (a permutation of the spec's)."""
-    if task_order is None:
-        order = list(spec.task_names)
-    elif isinstance(task_order, str) or not isinstance(
-        task_order, (list, tuple)
-    ):
-        raise ValueError(
-            "Model 'aitm': hparam `task_order` must be a list of task "
-            f"names. Received: task_order={task_order!r}"
-        )
-    else:
-        order = list(task_order)
+    order = list(spec.task_names if task_order is None else task_order)
     if sorted(order) != sorted(spec.task_names):
         raise ValueError(
             "Model 'aitm': hparam `task_order` must name every task of the "
@@ -87,16 +80,6 @@ def _calibration(
 ) -> float:
     if weight is None:
         return PAPER_CALIBRATION_WEIGHT if all(nested) else 0.0
-    if (
-        not isinstance(weight, numbers.Real)
-        or isinstance(weight, bool)
-        or not math.isfinite(weight)
-        or weight < 0
-    ):
-        raise ValueError(
-            "Model 'aitm': hparam `calibration_weight` must be None or a "
-            f"finite number >= 0. Received: calibration_weight={weight!r}"
-        )
     if weight > 0:
         for task in chain:
             if task.kind != "binary":
@@ -113,12 +96,12 @@ def _calibration(
 def build_aitm(
     spec: FeatureSpec,
     *,
-    task_order: Sequence[str] | None = None,
-    tower_units: Sequence[int] = (128, 64, 32),
-    info_units: Sequence[int] = (),
-    calibration_weight: float | None = None,
-    dropout: float = 0.0,
-    activation: str = "relu",
+    task_order: OptionalNames = None,
+    tower_units: Units = (128, 64, 32),
+    info_units: OptionalUnits = (),
+    calibration_weight: OptionalNonNegativeFloat = None,
+    dropout: Rate = 0.0,
+    activation: Activation = "relu",
 ) -> keras.Model:
     """AITM: funnel-step towers linked by information transfer (Xi et al. 2021).
 
@@ -166,8 +149,6 @@ def build_aitm(
         A functional `keras.Model`, one output per task.
     """
     tasks = aitm_tasks(spec, task_order=task_order)
-    check_units("aitm", "tower_units", tower_units, False)
-    check_units("aitm", "info_units", info_units, True)
     weight = _calibration(
         tasks,
         calibration_weight,
@@ -205,4 +186,4 @@ def build_aitm(
     outputs = {
         task.name: p for task, p in zip(tasks, probabilities, strict=True)
     }
-    return keras.Model(inputs, outputs, name="aitm")
+    return keras.Model(inputs, outputs)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import keras
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.features.spec import TaskSpec
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
+from kmtl.validation import Activation
+from kmtl.validation import Name
+from kmtl.validation import OptionalName
+from kmtl.validation import Units
 
 
 def _roles(
@@ -82,18 +84,19 @@ def esmm_tasks(
 def build_esmm(
     spec: FeatureSpec,
     *,
-    ctr_task: str | None = None,
-    cvr_task: str | None = None,
-    ctcvr_name: str = "ctcvr",
-    tower_units: Sequence[int] = (256, 128, 64),
-    activation: str = "relu",
+    ctr_task: OptionalName = None,
+    cvr_task: OptionalName = None,
+    ctcvr_name: Name = "ctcvr",
+    tower_units: Units = (256, 128, 64),
+    activation: Activation = "relu",
 ) -> keras.Model:
     """ESMM: entire-space CVR via pCTCVR = pCTR x pCVR (Ma et al. 2018).
 
     The CTR and CVR towers share the embeddings. Losses are on CTR and
     CTCVR over all impressions; the CVR output has none (it learns through
     CTCVR, so it is free of the sample-selection bias of training on
-    clicks). Use `kmtl.model_tasks("esmm", spec)` for the labels.
+    clicks). The built model's `tasks` hold the three outputs' tasks, and
+    it derives the `ctcvr` label from the spec's labels itself.
 
     Args:
         spec: FeatureSpec with a CTR and a CVR task.
@@ -109,7 +112,6 @@ def build_esmm(
     tasks = esmm_tasks(
         spec, ctr_task=ctr_task, cvr_task=cvr_task, ctcvr_name=ctcvr_name
     )
-    check_units("esmm", "tower_units", tower_units, False)
     # === Inputs ===
     inputs, _, flat = encoded_inputs(spec)
     # === Layers ===
@@ -125,4 +127,4 @@ def build_esmm(
             [heads[ctr.name], heads[cvr.name]]
         ),
     }
-    return keras.Model(inputs, outputs, name="esmm")
+    return keras.Model(inputs, outputs)

@@ -123,27 +123,3 @@ def task_towers(
             )(branch)
         outputs[task.name] = task_output(branch, task)
     return outputs
-
-
-def check_units(model: str, name: str, units: Any, allow_empty: bool) -> None:
-    """Validates a units hparam (a list of positive ints)."""
-    ok = isinstance(units, (list, tuple)) and all(
-        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units
-    )
-    if not ok or (not allow_empty and not units):
-        expected = "a list of positive ints" + (
-            "" if allow_empty else " (at least one)"
-        )
-        raise ValueError(
-            f"Model {model!r}: hparam `{name}` must be {expected}. "
-            f"Received: {name}={units!r}"
-        )
-
-
-def check_positive(model: str, name: str, value: Any) -> None:
-    """Validates a positive-integer hparam."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Model {model!r}: hparam `{name}` must be a positive integer. "
-            f"Received: {name}={value!r}"
-        )

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.layers.hinet import ScenarioExtractionLayer
+from kmtl.layers.switcher import SwitcherName
 from kmtl.layers.switcher import get_switcher
-from kmtl.models.heads import check_positive
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
-
-TASK_SWITCHERS = ("cgc", "mmoe")
+from kmtl.validation import Activation
+from kmtl.validation import OptionalUnits
+from kmtl.validation import PositiveInt
+from kmtl.validation import Units
 
 
 @register_model("hinet")
 def build_hinet(
     spec: FeatureSpec,
     *,
-    num_shared_experts: int = 4,
-    num_specific_experts: int = 2,
-    expert_units: Sequence[int] = (256, 128),
-    scenario_embedding_dim: int = 8,
-    task_switcher: str = "cgc",
-    num_task_experts: int = 2,
-    num_shared_task_experts: int = 2,
-    task_expert_units: Sequence[int] = (128,),
-    tower_units: Sequence[int] = (64,),
-    activation: str = "relu",
+    expert_units: Units = (256, 128),
+    num_shared_experts: PositiveInt = 4,
+    num_specific_experts: PositiveInt = 2,
+    scenario_embedding_dim: PositiveInt = 8,
+    task_switcher: SwitcherName = "cgc",
+    num_task_experts: PositiveInt = 2,
+    num_shared_task_experts: PositiveInt = 2,
+    task_expert_units: Units = (128,),
+    tower_units: OptionalUnits = (64,),
+    activation: Activation = "relu",
 ) -> keras.Model:
     """HiNet: scenario experts with scenario attention, then task experts.
 
@@ -49,12 +48,15 @@ def build_hinet(
         expert_units: hidden units of each scenario expert.
         scenario_embedding_dim: width of the scenario embedding of the
             scenario-aware attention. Defaults to 8.
-        task_switcher: `"cgc"` (the paper) or `"mmoe"`. Defaults to
-            `"cgc"`.
-        num_task_experts: CGC experts of each task. Defaults to 2.
-        num_shared_task_experts: CGC shared experts. Defaults to 2. MMoE
-            gets `num_shared_task_experts + num_tasks * num_task_experts`
-            experts, as many as CGC.
+        task_switcher: any registered switcher
+            (`kmtl.layers.switcher_names()`): `"cgc"` (the paper),
+            `"mmoe"`, `"omoe"`, `"shared_bottom"`, ... Defaults to `"cgc"`.
+        num_task_experts: the task switcher's experts of each task.
+            Defaults to 2.
+        num_shared_task_experts: the task switcher's shared experts.
+            Defaults to 2. This budget is mapped by each switcher: CGC
+            takes it as is, MMoE pools it into `num_shared_task_experts +
+            num_tasks * num_task_experts` experts (as many as CGC).
         task_expert_units: hidden units of each task expert.
         tower_units: hidden units of each task tower.
         activation: hidden activation. Defaults to `"relu"`.
@@ -63,30 +65,6 @@ def build_hinet(
         A functional `keras.Model`, one output per task.
     """
     require_scenario("hinet", spec)
-    check_positive("hinet", "num_shared_experts", num_shared_experts)
-    check_positive("hinet", "num_specific_experts", num_specific_experts)
-    check_units("hinet", "expert_units", expert_units, False)
-    check_positive("hinet", "scenario_embedding_dim", scenario_embedding_dim)
-    if task_switcher not in TASK_SWITCHERS:
-        raise ValueError(
-            f"Model 'hinet': hparam `task_switcher` must be one of "
-            f"{list(TASK_SWITCHERS)}. Received: task_switcher="
-            f"{task_switcher!r}"
-        )
-    check_positive("hinet", "num_task_experts", num_task_experts)
-    check_positive("hinet", "num_shared_task_experts", num_shared_task_experts)
-    check_units("hinet", "task_expert_units", task_expert_units, False)
-    check_units("hinet", "tower_units", tower_units, True)
-    num_tasks = len(spec.tasks)
-    if task_switcher == "cgc":
-        switcher_args = dict(
-            num_shared_experts=num_shared_task_experts,
-            num_task_experts=num_task_experts,
-        )
-    else:
-        switcher_args = dict(
-            num_experts=num_shared_task_experts + num_tasks * num_task_experts
-        )
     # === Inputs ===
     inputs, encoded, flat = encoded_inputs(spec)
     # === Layers ===
@@ -94,21 +72,22 @@ def build_hinet(
         num_scenarios=spec.scenario.num_scenarios,
         num_shared_experts=num_shared_experts,
         num_specific_experts=num_specific_experts,
-        expert_units=tuple(expert_units),
+        expert_units=expert_units,
         scenario_embedding_dim=scenario_embedding_dim,
         activation=activation,
         name="scenario_extraction",
     )([flat, encoded["scenario"]])
     branches = get_switcher(
         task_switcher,
-        num_tasks,
-        expert_units=tuple(task_expert_units),
+        len(spec.tasks),
+        num_shared_experts=num_shared_task_experts,
+        num_task_experts=num_task_experts,
+        expert_units=task_expert_units,
         activation=activation,
         name="task_extraction",
-        **switcher_args,
     )(scenario_out)
     # === Outputs ===
     outputs = task_towers(
         branches, spec.tasks, tower_units, activation=activation
     )
-    return keras.Model(inputs, outputs, name="hinet")
+    return keras.Model(inputs, outputs)

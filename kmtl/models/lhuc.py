@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.layers.lhuc import LHUC
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
+from kmtl.validation import Activation
+from kmtl.validation import OptionalUnits
+from kmtl.validation import Units
 
 
 @register_model("lhuc")
 def build_lhuc(
     spec: FeatureSpec,
     *,
-    hidden_units: Sequence[int] = (256, 128),
-    tower_units: Sequence[int] = (64,),
-    activation: str = "relu",
+    hidden_units: Units = (256, 128),
+    activation: Activation = "relu",
+    tower_units: OptionalUnits = (64,),
 ) -> keras.Model:
     """LHUC: shared bottom layers, each followed by a per-scenario scaling of
     its hidden units (`2 * sigmoid(a_s)`, 1 at initialisation), then task
@@ -38,8 +38,6 @@ def build_lhuc(
         A functional `keras.Model`, one output per task.
     """
     scenario = require_scenario("lhuc", spec)
-    check_units("lhuc", "hidden_units", hidden_units, False)
-    check_units("lhuc", "tower_units", tower_units, True)
     # === Inputs ===
     inputs, encoded, x = encoded_inputs(spec)
     # === Layers ===
@@ -54,4 +52,4 @@ def build_lhuc(
     outputs = task_towers(
         [x] * len(spec.tasks), spec.tasks, tower_units, activation=activation
     )
-    return keras.Model(inputs, outputs, name="lhuc")
+    return keras.Model(inputs, outputs)

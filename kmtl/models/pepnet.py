@@ -12,13 +12,17 @@ from kmtl.features.spec import SequenceFeature
 from kmtl.layers.epnet import EPNet
 from kmtl.layers.mlp import MLP
 from kmtl.layers.ppnet import PPNetMLP
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_output
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
 from kmtl.models.scenario import scenario_context
+from kmtl.validation import Activation
+from kmtl.validation import Bool
+from kmtl.validation import Names
+from kmtl.validation import OptionalUnits
+from kmtl.validation import PositiveFloat
 
 
 def _persona_indices(
@@ -40,21 +44,70 @@ def _persona_indices(
     return [fields.index(name) for name in persona_features]
 
 
-def _build(
-    model: str,
+@register_model(
+    "epnet",
+    fixed={"use_epnet": True, "use_ppnet": False, "persona_features": ()},
+    defaults={"hidden_units": (256, 128), "tower_units": (64,)},
+    description="EPNet: field embeddings (and each numerical) scaled by a "
+    "gate on the scenario context, a shared MLP, plain task towers.",
+)
+@register_model(
+    "ppnet",
+    fixed={"use_epnet": False, "use_ppnet": True},
+    description="PPNet: plain embeddings, then one tower per task whose "
+    "every hidden layer is gated by the persona.",
+)
+@register_model("pepnet", fixed={"use_epnet": True, "use_ppnet": True})
+def build_pepnet(
     spec: FeatureSpec,
     *,
-    use_epnet: bool,
-    use_ppnet: bool,
-    hidden_units: Sequence[int],
-    tower_units: Sequence[int],
-    persona_features: Sequence[str],
-    gamma: float,
-    activation: str,
+    use_epnet: Bool = True,
+    use_ppnet: Bool = True,
+    hidden_units: OptionalUnits = (),
+    tower_units: OptionalUnits = (256, 128, 64),
+    persona_features: Names = (),
+    gamma: PositiveFloat = 2.0,
+    activation: Activation = "relu",
 ) -> keras.Model:
+    """PEPNet: EPNet scales the field embeddings (and each numerical) by a
+    gate on the scenario, then one PPNet tower per task, every hidden layer
+    gated by the persona (Chang et al., KDD 2023).
+
+    `epnet` (EPNet with plain towers) and `ppnet` (PPNet towers on plain
+    embeddings) are this builder with one half switched off.
+
+    Args:
+        spec: FeatureSpec with a scenario.
+        use_epnet: gate the embeddings by the scenario (EPNet). Fixed by
+            each registered name.
+        use_ppnet: gate the towers by the persona (PPNet). Fixed by each
+            registered name.
+        hidden_units: widths of a shared MLP between the embeddings and the
+            towers (may be empty). Defaults to `()` (`(256, 128)` for
+            `epnet`).
+        tower_units: hidden units of each task tower; PPNet towers need at
+            least one. Defaults to `(256, 128, 64)` (`(64,)` for `epnet`).
+        persona_features: names of categorical / sequence features whose
+            embeddings join the scenario embedding in the persona that gates
+            the towers (PEPNet uses user, item and author ids). Defaults to
+            none.
+        gamma: float. Upper bound of every gate. Defaults to 2.0.
+        activation: hidden activation. Defaults to `"relu"`.
+
+    Returns:
+        A functional `keras.Model`, one output per task.
+    """
+    model = (
+        "pepnet"
+        if use_epnet and use_ppnet
+        else ("epnet" if use_epnet else "ppnet")
+    )
     require_scenario(model, spec)
-    check_units(model, "hidden_units", hidden_units, True)
-    check_units(model, "tower_units", tower_units, not use_ppnet)
+    if use_ppnet and not tower_units:
+        raise ValueError(
+            f"Model {model!r}: hparam `tower_units` must hold at least one "
+            "width, the layers PPNet gates. Received: tower_units=()"
+        )
     persona_index = _persona_indices(model, spec, persona_features)
     # === Inputs ===
     inputs, encoded, flat = encoded_inputs(spec)
@@ -96,7 +149,6 @@ def _build(
                 tower_units,
                 activation=activation,
             ),
-            name=model,
         )
     persona = context
     if persona_index:
@@ -113,123 +165,4 @@ def _build(
             name=f"{task.name}_ppnet",
         )([x, persona])
         outputs[task.name] = task_output(h, task)
-    return keras.Model(inputs, outputs, name=model)
-
-
-@register_model("pepnet")
-def build_pepnet(
-    spec: FeatureSpec,
-    *,
-    hidden_units: Sequence[int] = (),
-    tower_units: Sequence[int] = (256, 128, 64),
-    persona_features: Sequence[str] = (),
-    gamma: float = 2.0,
-    activation: str = "relu",
-) -> keras.Model:
-    """PEPNet: EPNet scales the field embeddings (and each numerical) by a
-    gate on the scenario, then one PPNet tower per task, every hidden layer
-    gated by the persona.
-
-    Args:
-        spec: FeatureSpec with a scenario.
-        hidden_units: widths of a shared MLP between the embeddings and the
-            towers (may be empty).
-        tower_units: hidden units of each task tower.
-        persona_features: names of categorical / sequence features whose
-            embeddings join the scenario embedding in the persona that gates
-            the towers (PEPNet uses user, item and author ids). Defaults to
-            none.
-        gamma: float. Upper bound of every gate. Defaults to 2.0.
-        activation: hidden activation. Defaults to `"relu"`.
-
-    Returns:
-        A functional `keras.Model`, one output per task.
-    """
-    return _build(
-        "pepnet",
-        spec,
-        use_epnet=True,
-        use_ppnet=True,
-        hidden_units=hidden_units,
-        tower_units=tower_units,
-        persona_features=persona_features,
-        gamma=gamma,
-        activation=activation,
-    )
-
-
-@register_model("epnet")
-def build_epnet(
-    spec: FeatureSpec,
-    *,
-    hidden_units: Sequence[int] = (256, 128),
-    tower_units: Sequence[int] = (64,),
-    gamma: float = 2.0,
-    activation: str = "relu",
-) -> keras.Model:
-    """EPNet: field embeddings (and each numerical) scaled by a gate on the
-    scenario context, a shared MLP, plain task towers.
-
-    Args:
-        spec: FeatureSpec with a scenario.
-        hidden_units: widths of a shared MLP between the embeddings and the
-            towers (may be empty).
-        tower_units: hidden units of each task tower.
-        gamma: float. Upper bound of every gate. Defaults to 2.0.
-        activation: hidden activation. Defaults to `"relu"`.
-
-    Returns:
-        A functional `keras.Model`, one output per task.
-    """
-    return _build(
-        "epnet",
-        spec,
-        use_epnet=True,
-        use_ppnet=False,
-        hidden_units=hidden_units,
-        tower_units=tower_units,
-        persona_features=(),
-        gamma=gamma,
-        activation=activation,
-    )
-
-
-@register_model("ppnet")
-def build_ppnet(
-    spec: FeatureSpec,
-    *,
-    hidden_units: Sequence[int] = (),
-    tower_units: Sequence[int] = (256, 128, 64),
-    persona_features: Sequence[str] = (),
-    gamma: float = 2.0,
-    activation: str = "relu",
-) -> keras.Model:
-    """PPNet: plain embeddings, then one tower per task whose every hidden
-    layer is gated by the persona (scenario and persona-feature embeddings).
-
-    Args:
-        spec: FeatureSpec with a scenario.
-        hidden_units: widths of a shared MLP between the embeddings and the
-            towers (may be empty).
-        tower_units: hidden units of each task tower.
-        persona_features: names of categorical / sequence features whose
-            embeddings join the scenario embedding in the persona that gates
-            the towers (PEPNet uses user, item and author ids). Defaults to
-            none.
-        gamma: float. Upper bound of every gate. Defaults to 2.0.
-        activation: hidden activation. Defaults to `"relu"`.
-
-    Returns:
-        A functional `keras.Model`, one output per task.
-    """
-    return _build(
-        "ppnet",
-        spec,
-        use_epnet=False,
-        use_ppnet=True,
-        hidden_units=hidden_units,
-        tower_units=tower_units,
-        persona_features=persona_features,
-        gamma=gamma,
-        activation=activation,
-    )
+    return keras.Model(inputs, outputs)

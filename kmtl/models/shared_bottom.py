@@ -2,49 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.layers.shared_bottom import SharedBottomLayer
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
+from kmtl.validation import Activation
+from kmtl.validation import OptionalUnits
+from kmtl.validation import Rate
+from kmtl.validation import Units
 
 
 @register_model("shared_bottom")
 def build_shared_bottom(
     spec: FeatureSpec,
     *,
-    bottom_units: Sequence[int] = (256, 128),
-    tower_units: Sequence[int] = (64,),
-    activation: str = "relu",
-    dropout: float = 0.0,
+    bottom_units: Units = (256, 128),
+    tower_units: OptionalUnits = (64,),
+    activation: Activation = "relu",
+    dropout: Rate = 0.0,
 ) -> keras.Model:
     """Shared-Bottom MTL: a shared MLP, one tower per task (Caruana 1997).
 
     Args:
         spec: FeatureSpec.
         bottom_units: hidden units of the shared MLP.
-        tower_units: hidden units of each task tower.
+        tower_units: hidden units of each task tower (may be empty).
         activation: hidden activation. Defaults to `"relu"`.
         dropout: dropout rate in every MLP. Defaults to 0.
 
     Returns:
         A functional `keras.Model`, one output per task.
     """
-    check_units("shared_bottom", "bottom_units", bottom_units, False)
-    check_units("shared_bottom", "tower_units", tower_units, True)
     # === Inputs ===
     inputs, _, flat = encoded_inputs(spec)
     # === Layers ===
     branches = SharedBottomLayer(
-        num_tasks=len(spec.tasks),
-        units=tuple(bottom_units),
+        len(spec.tasks),
+        dropout,
+        expert_units=bottom_units,
         activation=activation,
-        dropout=dropout,
         name="shared_bottom",
     )(flat)
     # === Outputs ===
@@ -55,4 +54,4 @@ def build_shared_bottom(
         activation=activation,
         dropout=dropout,
     )
-    return keras.Model(inputs, outputs, name="shared_bottom")
+    return keras.Model(inputs, outputs)

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.layers.mlp import MLP
 from kmtl.layers.partitioned_normalization import PartitionedNormalization
 from kmtl.layers.star_dense import STARDense
-from kmtl.models.heads import check_units
 from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_activation
 from kmtl.models.heads import task_width
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
 from kmtl.models.scenario import scenario_context
+from kmtl.validation import Activation
+from kmtl.validation import NonNegativeInt
+from kmtl.validation import OptionalUnits
+from kmtl.validation import Units
 
 
 @register_model("star")
 def build_star(
     spec: FeatureSpec,
     *,
-    star_units: Sequence[int] = (256, 128),
-    tower_units: Sequence[int] = (64,),
-    auxiliary_units: Sequence[int] = (32,),
-    scenario_rank: int = 0,
-    activation: str = "relu",
+    star_units: Units = (256, 128),
+    tower_units: OptionalUnits = (64,),
+    auxiliary_units: OptionalUnits = (32,),
+    scenario_rank: NonNegativeInt = 0,
+    activation: Activation = "relu",
 ) -> keras.Model:
     """STAR: partitioned normalisation, a star-topology FCN and an
     auxiliary network on the scenario, their logits summed.
@@ -53,14 +54,6 @@ def build_star(
         A functional `keras.Model`, one output per task.
     """
     scenario = require_scenario("star", spec)
-    check_units("star", "star_units", star_units, False)
-    check_units("star", "tower_units", tower_units, True)
-    check_units("star", "auxiliary_units", auxiliary_units, True)
-    if isinstance(scenario_rank, bool) or not isinstance(scenario_rank, int):
-        raise ValueError(
-            "Model 'star': hparam `scenario_rank` must be a non-negative "
-            f"integer. Received: scenario_rank={scenario_rank!r}"
-        )
     num = scenario.num_scenarios
     # === Inputs ===
     inputs, encoded, flat = encoded_inputs(spec)
@@ -96,4 +89,4 @@ def build_star(
             [main(h), auxiliary(context)]
         )
         outputs[task.name] = task_activation(logits, task)
-    return keras.Model(inputs, outputs, name="star")
+    return keras.Model(inputs, outputs)

@@ -3,16 +3,22 @@ import numpy as np
 import pytest
 
 from kmtl.layers import ExpertSelectionLayer
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import randomize
+from kmtl.testing import softmax
+from kmtl.testing import to_numpy
 
-
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-def _softmax(z, axis):
-    z = np.exp(z - z.max(axis=axis, keepdims=True))
-    return z / z.sum(axis=axis, keepdims=True)
+KWARGS = {
+    "num_gates": 3,
+    "num_experts": 4,
+    "top_k_specific": 1,
+    "top_k_shared": 1,
+    "expert_units": (4, 3),
+    "noise_stddev": 0.1,
+}
+X = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+IDS = np.array([0, 1, 2, 0], dtype="int32")
 
 
 def _kl(p, q):
@@ -52,7 +58,7 @@ def _reference(layer, x, targets, context=None, noise=None):
     """
     gates = layer.num_gates
     logits = _all_gate_logits(layer, x, targets, context, noise)
-    g_tilde = _softmax(logits, axis=1).transpose(0, 2, 1)  # [B, n, m]
+    g_tilde = softmax(logits, axis=1).transpose(0, 2, 1)  # [B, n, m]
     one_hot = np.eye(gates)[targets]  # [B, m]
     uniform = np.full(gates, 1.0 / gates)
     kl_sp = _kl(one_hot[:, None, :], g_tilde)  # [B, n]
@@ -64,50 +70,56 @@ def _reference(layer, x, targets, context=None, noise=None):
     selected = np.zeros_like(own, dtype=bool)
     for b in range(len(x)):
         selected[b, list(specific[b] | shared[b])] = True
-    weights = _softmax(np.where(selected, own, -np.inf), axis=-1)
+    weights = softmax(np.where(selected, own, -np.inf), axis=-1)
     k0, b0 = (w.numpy() for w in layer.experts.weights)
     experts = np.maximum(np.einsum("bd,edh->beh", x, k0) + b0, 0)
     output = np.einsum("bn,bnh->bh", weights, experts)
     return specific, shared, weights, output, kl_sp, kl_sh
 
 
-class TestExpertSelectionLayer:
+class TestExpertSelectionLayer(LayerTestCase):
+    layer_cls = ExpertSelectionLayer
+    batteries = {
+        "default": LayerBattery(
+            KWARGS, [X, IDS], (4, 3), expected_num_weights=(7, 0)
+        ),
+        "per_gate_outputs_with_context": LayerBattery(
+            {**KWARGS, "num_gates": 2, "per_gate_outputs": True},
+            [X, X[:, :2]],
+            [(4, 3), (4, 3)],
+            expected_num_weights=(7, None),
+        ),
+    }
+    invalid_args = [
+        ({"num_gates": 0}, "Received: num_gates=0"),
+        (
+            {"num_gates": 2, "num_experts": 3, "top_k_specific": 4},
+            "`top_k_specific` must be at most `num_experts` \\(3\\)."
+            " Received: top_k_specific=4",
+        ),
+        (
+            {"num_gates": 2, "num_experts": 3, "top_k_shared": 5},
+            "Received: top_k_shared=5",
+        ),
+        (
+            {"num_gates": 2, "top_k_specific": 0, "top_k_shared": 0},
+            "At least one expert.*top_k_specific=0, top_k_shared=0",
+        ),
+        ({"num_gates": 2, "noise_stddev": -1.0}, "noise_stddev=-1.0"),
+        ({"num_gates": 2, "aux_loss_weight": "x"}, "aux_loss_weight='x'"),
+        ({"num_gates": 2, "expert_units": ()}, "expert_units=\\(\\)"),
+        ({"num_gates": 2, "per_gate_outputs": 1}, "per_gate_outputs=1"),
+        ({"num_gates": 2, "seed": 1.5}, "seed=1.5"),
+        (
+            {"num_gates": 2, "gate_kind": "x"},
+            "`gate_kind` must be one of.*Received: gate_kind='x'",
+        ),
+    ]
+
     def setup_method(self):
-        self.init_kwargs = {
-            "num_gates": 3,
-            "num_experts": 4,
-            "top_k_specific": 1,
-            "top_k_shared": 1,
-            "expert_units": (4, 3),
-            "noise_stddev": 0.1,
-        }
-        rng = np.random.default_rng(0)
-        self.x = rng.normal(size=(4, 5)).astype("float32")
-        self.ids = np.array([0, 1, 2, 0], dtype="int32")
-        self.rng = rng
-
-    def test_layer_battery(self):
-        run_layer_test(
-            ExpertSelectionLayer,
-            init_kwargs=self.init_kwargs,
-            input_data=[self.x, self.ids],
-            expected_output_shape=(4, 3),
-            expected_num_trainable_weights=7,
-            expected_num_non_trainable_weights=0,
-        )
-
-    def test_layer_battery_per_gate_outputs_with_context(self):
-        run_layer_test(
-            ExpertSelectionLayer,
-            init_kwargs={
-                **self.init_kwargs,
-                "num_gates": 2,
-                "per_gate_outputs": True,
-            },
-            input_data=[self.x, self.x[:, :2]],
-            expected_output_shape=[(4, 3), (4, 3)],
-            expected_num_trainable_weights=7,
-        )
+        # The generator of X, past X's draw.
+        self.rng = np.random.default_rng(0)
+        self.rng.normal(size=X.shape)
 
     def _fixed_layer(self, **kwargs):
         layer = ExpertSelectionLayer(
@@ -127,36 +139,34 @@ class TestExpertSelectionLayer:
         x = self.rng.normal(size=(32, 5)).astype("float32")
         ids = (np.arange(32) % 4).astype("int32")
         layer([x, ids])
-        layer.gate_embeddings.assign(
-            self.rng.normal(size=(4, 3)).astype("float32")
-        )
+        randomize([layer.gate_embeddings], self.rng)
         return layer, x, ids
 
     def test_selection_is_top_k_of_minus_kl(self):
         layer, x, ids = self._fixed_layer()
         selection = layer.select_experts([x, ids])
         specific, shared, weights, _, _, _ = _reference(layer, x, ids)
-        got_sp = _np(selection["specific"])[:, 0]
-        got_sh = _np(selection["shared"])[:, 0]
+        got_sp = to_numpy(selection["specific"])[:, 0]
+        got_sh = to_numpy(selection["shared"])[:, 0]
         assert [set(row) for row in got_sp] == specific
         assert [set(row) for row in got_sh] == shared
         # Not a trivial selection: it varies across examples.
         assert len({frozenset(s) for s in specific}) > 1
         np.testing.assert_allclose(
-            _np(selection["weights"])[:, 0], weights, atol=1e-5
+            to_numpy(selection["weights"])[:, 0], weights, atol=1e-5
         )
 
     def test_output_and_aux_loss_match_reference(self):
         layer, x, ids = self._fixed_layer(aux_loss_weight=0.5)
         _, _, weights, output, kl_sp, kl_sh = _reference(layer, x, ids)
-        np.testing.assert_allclose(_np(layer([x, ids])), output, atol=1e-5)
+        np.testing.assert_allclose(to_numpy(layer([x, ids])), output, atol=1e-5)
         # Weights vanish outside the selection and sum to 1 inside.
         assert ((weights > 0).sum(-1) <= 4).all()
         np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
         sp = np.sort(kl_sp, axis=-1)[:, :2].mean()
         sh = np.sort(kl_sh, axis=-1)[:, :2].mean()
         (loss,) = layer.losses
-        np.testing.assert_allclose(_np(loss), 0.5 * (sp + sh), rtol=1e-4)
+        np.testing.assert_allclose(to_numpy(loss), 0.5 * (sp + sh), rtol=1e-4)
 
     def test_per_gate_outputs_route_every_gate(self):
         layer = ExpertSelectionLayer(
@@ -177,7 +187,7 @@ class TestExpertSelectionLayer:
         for task, output in enumerate(outputs):
             targets = np.full(8, task)
             *_, expected, _, _ = _reference(layer, x, targets, context)
-            np.testing.assert_allclose(_np(output), expected, atol=1e-5)
+            np.testing.assert_allclose(to_numpy(output), expected, atol=1e-5)
 
     def test_aux_losses_in_model_losses(self):
         x_in = keras.Input(shape=(5,))
@@ -189,70 +199,46 @@ class TestExpertSelectionLayer:
             num_gates=2, num_experts=4, expert_units=(2,), per_gate_outputs=True
         )(h)
         model = keras.Model([x_in, ids_in], heads)
-        model([self.x, self.ids])
+        model([X, IDS])
         assert len(model.losses) == 2
-        assert all(float(_np(loss)) >= 0.0 for loss in model.losses)
+        assert all(float(to_numpy(loss)) >= 0.0 for loss in model.losses)
 
     def test_noise_only_in_training(self):
         layer = ExpertSelectionLayer(
-            **{**self.init_kwargs, "noise_stddev": 1.0, "seed": 1}
+            **{**KWARGS, "noise_stddev": 1.0, "seed": 1}
         )
-        inputs = [self.x, self.ids]
+        inputs = [X, IDS]
         a, b = layer(inputs, training=False), layer(inputs, training=False)
-        np.testing.assert_array_equal(_np(a), _np(b))
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
         c, d = layer(inputs, training=True), layer(inputs, training=True)
-        assert not np.allclose(_np(c), _np(d))
-        assert not np.allclose(_np(c), _np(a))
+        assert not np.allclose(to_numpy(c), to_numpy(d))
+        assert not np.allclose(to_numpy(c), to_numpy(a))
 
     def test_no_noise_when_disabled(self):
-        layer = ExpertSelectionLayer(
-            **{**self.init_kwargs, "noise_stddev": 0.0}
-        )
-        inputs = [self.x, self.ids]
+        layer = ExpertSelectionLayer(**{**KWARGS, "noise_stddev": 0.0})
+        inputs = [X, IDS]
         np.testing.assert_array_equal(
-            _np(layer(inputs, training=True)), _np(layer(inputs))
+            to_numpy(layer(inputs, training=True)), to_numpy(layer(inputs))
         )
 
     def test_wrong_input_structure(self):
         layer = ExpertSelectionLayer(num_gates=2, num_experts=3)
         with pytest.raises(ValueError, match=r"takes `\[x, ids\]`"):
-            layer(self.x)
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [
-            ({"num_gates": 0}, "Received: num_gates=0"),
-            (
-                {"num_gates": 2, "num_experts": 3, "top_k_specific": 4},
-                "`top_k_specific` must be at most `num_experts` \\(3\\)."
-                " Received: top_k_specific=4",
-            ),
-            (
-                {"num_gates": 2, "num_experts": 3, "top_k_shared": 5},
-                "Received: top_k_shared=5",
-            ),
-            (
-                {"num_gates": 2, "top_k_specific": 0, "top_k_shared": 0},
-                "At least one expert.*top_k_specific=0, top_k_shared=0",
-            ),
-            ({"num_gates": 2, "noise_stddev": -1.0}, "noise_stddev=-1.0"),
-            ({"num_gates": 2, "aux_loss_weight": "x"}, "aux_loss_weight='x'"),
-            ({"num_gates": 2, "expert_units": ()}, "expert_units=\\(\\)"),
-            ({"num_gates": 2, "per_gate_outputs": 1}, "per_gate_outputs=1"),
-            ({"num_gates": 2, "seed": 1.5}, "seed=1.5"),
-            (
-                {"num_gates": 2, "gate_kind": "x"},
-                "`gate_kind` must be one of.*Received: gate_kind='x'",
-            ),
-        ],
-    )
-    def test_invalid_args(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            ExpertSelectionLayer(**kwargs)
+            layer(X)
 
 
-class TestSharedGates:
+class TestSharedGates(LayerTestCase):
     """`gate_kind="shared"`: the closed form equals the definition."""
+
+    layer_cls = ExpertSelectionLayer
+    batteries = {
+        "default": LayerBattery(
+            {**KWARGS, "gate_kind": "shared"},
+            [X, IDS],
+            (4, 3),
+            expected_num_weights=(7, 0),
+        )
+    }
 
     def setup_method(self):
         self.rng = np.random.default_rng(1)
@@ -278,12 +264,7 @@ class TestSharedGates:
         ids = (np.arange(40) % gates).astype("int32")
         inputs = [x] if layer.per_gate_outputs else [x, ids]
         layer(inputs)
-        layer.gate_embeddings.assign(
-            self.rng.normal(size=(gates, 3)).astype("float32")
-        )
-        layer.gate_bias.assign(
-            self.rng.normal(size=(gates * 6,)).astype("float32")
-        )
+        randomize([layer.gate_embeddings, layer.gate_bias], self.rng)
         return layer, x, ids
 
     def _fix_noise(self, layer, shape):
@@ -293,37 +274,15 @@ class TestSharedGates:
 
     def _check(self, selection, reference, target=0):
         specific, shared, weights, _, kl_sp, kl_sh = reference
-        got_sp = _np(selection["specific"])[:, target]
-        got_sh = _np(selection["shared"])[:, target]
+        got_sp = to_numpy(selection["specific"])[:, target]
+        got_sh = to_numpy(selection["shared"])[:, target]
         assert [set(row) for row in got_sp] == specific
         assert [set(row) for row in got_sh] == shared
         np.testing.assert_allclose(
-            _np(selection["weights"])[:, target], weights, atol=1e-5
+            to_numpy(selection["weights"])[:, target], weights, atol=1e-5
         )
         return (
             np.sort(kl_sp, -1)[:, :2].mean() + np.sort(kl_sh, -1)[:, :2].mean()
-        )
-
-    def test_layer_battery(self):
-        rng = np.random.default_rng(0)
-        run_layer_test(
-            ExpertSelectionLayer,
-            init_kwargs={
-                "num_gates": 3,
-                "num_experts": 4,
-                "top_k_specific": 1,
-                "top_k_shared": 1,
-                "expert_units": (4, 3),
-                "noise_stddev": 0.1,
-                "gate_kind": "shared",
-            },
-            input_data=[
-                rng.normal(size=(4, 5)).astype("float32"),
-                np.array([0, 1, 2, 0], dtype="int32"),
-            ],
-            expected_output_shape=(4, 3),
-            expected_num_trainable_weights=7,
-            expected_num_non_trainable_weights=0,
         )
 
     def test_kernel_is_shared(self):
@@ -338,15 +297,15 @@ class TestSharedGates:
         # The selection varies with the gate (not with x, without noise).
         assert len({frozenset(s) for s in reference[0]}) > 1
         np.testing.assert_allclose(
-            _np(layer([x, ids])), reference[3], atol=1e-5
+            to_numpy(layer([x, ids])), reference[3], atol=1e-5
         )
         (loss,) = layer.losses
-        np.testing.assert_allclose(_np(loss), 0.5 * aux, rtol=1e-4)
+        np.testing.assert_allclose(to_numpy(loss), 0.5 * aux, rtol=1e-4)
 
     def test_noise_on_own_gate_matches_definition(self):
         layer, x, ids = self._layer()
         # A dominant gate and expert: the leave-one-out sums must stay exact.
-        bias = _np(layer.gate_bias).reshape(5, 6)
+        bias = to_numpy(layer.gate_bias).reshape(5, 6)
         bias[2, 1] += 40.0
         bias[4, 3] -= 40.0
         layer.gate_bias.assign(bias.reshape(-1))
@@ -354,7 +313,9 @@ class TestSharedGates:
         selection = layer.select_experts([x, ids], training=True)
         reference = _reference(layer, x, ids, noise=noise[:, 0])
         aux = self._check(selection, reference)
-        np.testing.assert_allclose(_np(selection["aux_loss"]), aux, rtol=1e-4)
+        np.testing.assert_allclose(
+            to_numpy(selection["aux_loss"]), aux, rtol=1e-4
+        )
         # Noise makes the selection vary within a gate.
         assert len({frozenset(s) for s in reference[0]}) > 5
 
@@ -371,20 +332,20 @@ class TestSharedGates:
             )
             aux += self._check(selection, reference, target=task)
         np.testing.assert_allclose(
-            _np(selection["aux_loss"]), aux / 3, rtol=1e-4
+            to_numpy(selection["aux_loss"]), aux / 3, rtol=1e-4
         )
         outputs = layer(x)
         for task, output in enumerate(outputs):
             targets = np.full(40, task)
             *_, expected, _, _ = _reference(layer, x, targets)
-            np.testing.assert_allclose(_np(output), expected, atol=1e-5)
+            np.testing.assert_allclose(to_numpy(output), expected, atol=1e-5)
 
     def test_leave_one_out_logsumexp(self):
         layer, _, _ = self._layer()
         table = self.rng.normal(size=(5, 6)) * 3
         table[3, 0] = 80.0
         table[1, 2] = table[4, 2] = 7.0  # a tie for the largest
-        got = _np(layer._leave_one_out_logsumexp(table.astype("float32")))
+        got = to_numpy(layer._leave_one_out_logsumexp(table.astype("float32")))
         for j in range(5):
             rest = np.delete(table, j, axis=0)
             top = rest.max(0)
@@ -393,5 +354,5 @@ class TestSharedGates:
 
     def test_one_gate_with_noise_is_finite(self):
         layer, x, ids = self._layer(gates=1)
-        out = _np(layer([x, ids], training=True))
+        out = to_numpy(layer([x, ids], training=True))
         assert np.isfinite(out).all()

@@ -3,45 +3,57 @@ import numpy as np
 import pytest
 
 from kmtl.layers import CGCLayer
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import to_numpy
 
 X3 = np.array([[1.0, 2.0, 3.0]], dtype="float32")
+KWARGS = {
+    "num_tasks": 2,
+    "num_shared_experts": 1,
+    "num_task_experts": 2,
+    "expert_units": (4, 3),
+}
+RNG = np.random.default_rng(0)
+INPUT = RNG.normal(size=(4, 5))
+LIST_INPUT = [RNG.normal(size=(4, 5)) for _ in range(3)]
 
 
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-class TestCGCLayer:
-    def setup_method(self):
-        self.init_kwargs = {
-            "num_tasks": 2,
-            "num_shared_experts": 1,
-            "num_task_experts": 2,
-            "expert_units": (4, 3),
-        }
-        rng = np.random.default_rng(0)
-        self.input_data = rng.normal(size=(4, 5))
-        self.list_input = [rng.normal(size=(4, 5)) for _ in range(3)]
-
-    def test_layer_battery(self):
-        run_layer_test(
-            CGCLayer,
-            init_kwargs=self.init_kwargs,
-            input_data=self.input_data,
-            expected_output_shape=[(4, 3), (4, 3)],
-            expected_num_trainable_weights=6,
-            expected_num_non_trainable_weights=0,
-        )
-
-    def test_layer_battery_list_input_with_shared_output(self):
-        run_layer_test(
-            CGCLayer,
-            init_kwargs={**self.init_kwargs, "return_shared": True},
-            input_data=self.list_input,
-            expected_output_shape=[(4, 3), (4, 3), (4, 3)],
-            expected_num_trainable_weights=6,
-        )
+class TestCGCLayer(LayerTestCase):
+    layer_cls = CGCLayer
+    batteries = {
+        "single_input": LayerBattery(
+            KWARGS, INPUT, [(4, 3), (4, 3)], expected_num_weights=(6, 0)
+        ),
+        "list_input_with_shared_output": LayerBattery(
+            {**KWARGS, "return_shared": True},
+            LIST_INPUT,
+            [(4, 3), (4, 3), (4, 3)],
+            expected_num_weights=(6, None),
+        ),
+    }
+    invalid_args = [
+        ({"num_tasks": 0}, "Received: num_tasks=0"),
+        (
+            {"num_tasks": 2, "num_shared_experts": -1},
+            "`num_shared_experts` must be a non-negative integer. "
+            "Received: num_shared_experts=-1",
+        ),
+        (
+            {"num_tasks": 2, "num_task_experts": 1.5},
+            "Received: num_task_experts=1.5",
+        ),
+        (
+            {"num_tasks": 2, "num_shared_experts": 0, "num_task_experts": 0},
+            "at least one expert.*Received: num_shared_experts=0, "
+            "num_task_experts=0",
+        ),
+        ({"num_tasks": 2, "expert_units": None}, "Received: expert_units=None"),
+        (
+            {"num_tasks": 2, "return_shared": 1},
+            "`return_shared` must be a bool. Received: return_shared=1",
+        ),
+    ]
 
     def test_expert_mask(self):
         layer = CGCLayer(
@@ -67,7 +79,7 @@ class TestCGCLayer:
             kernel_initializer=keras.initializers.RandomNormal(stddev=5.0),
         )
         x = np.random.default_rng(1).normal(size=(16, 5)).astype("float32")
-        weights = _np(layer.gate_weights(x))
+        weights = to_numpy(layer.gate_weights(x))
         assert weights.shape == (16, 4, 8)
         np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
         for k in range(3):
@@ -82,7 +94,9 @@ class TestCGCLayer:
             num_tasks=2, expert_units=(2,), kernel_initializer="ones"
         )
         for output in layer(X3):
-            np.testing.assert_allclose(_np(output), [[6.0, 6.0]], rtol=1e-6)
+            np.testing.assert_allclose(
+                to_numpy(output), [[6.0, 6.0]], rtol=1e-6
+            )
 
     def test_ones_list_input_routes_each_input(self):
         layer = CGCLayer(
@@ -98,7 +112,7 @@ class TestCGCLayer:
         )
         # Experts: task 0 -> 3, task 1 -> 6, shared -> 9. Each gate sees
         # equal logits (ones kernel), so it averages its unmasked experts.
-        outputs = [_np(o) for o in layer([task_0, task_1, shared])]
+        outputs = [to_numpy(o) for o in layer([task_0, task_1, shared])]
         np.testing.assert_allclose(outputs[0], [[6.0]], rtol=1e-6)
         np.testing.assert_allclose(outputs[1], [[7.5]], rtol=1e-6)
         np.testing.assert_allclose(outputs[2], [[6.0]], rtol=1e-6)
@@ -132,7 +146,7 @@ class TestCGCLayer:
         level_2_layer = model.get_layer("level_2")
         # The second level's experts take [B, E, d] inputs, one per expert.
         assert tuple(level_2_layer.experts.weights[0].shape) == (3, 4, 3)
-        weights = _np(level_2_layer.gate_weights([x[:, :4]] * 3))
+        weights = to_numpy(level_2_layer.gate_weights([x[:, :4]] * 3))
         assert weights.shape == (8, 2, 3)
         assert (weights[:, 0, 1] == 0.0).all()
         assert (weights[:, 1, 0] == 0.0).all()
@@ -152,39 +166,3 @@ class TestCGCLayer:
         layer([X3, X3, X3])
         with pytest.raises(ValueError, match="built for a list of 3"):
             layer.gate_weights(X3)
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [
-            ({"num_tasks": 0}, "Received: num_tasks=0"),
-            (
-                {"num_tasks": 2, "num_shared_experts": -1},
-                "`num_shared_experts` must be a non-negative integer. "
-                "Received: num_shared_experts=-1",
-            ),
-            (
-                {"num_tasks": 2, "num_task_experts": 1.5},
-                "Received: num_task_experts=1.5",
-            ),
-            (
-                {
-                    "num_tasks": 2,
-                    "num_shared_experts": 0,
-                    "num_task_experts": 0,
-                },
-                "at least one expert.*Received: num_shared_experts=0, "
-                "num_task_experts=0",
-            ),
-            (
-                {"num_tasks": 2, "expert_units": None},
-                "Received: expert_units=None",
-            ),
-            (
-                {"num_tasks": 2, "return_shared": 1},
-                "`return_shared` must be a bool. Received: return_shared=1",
-            ),
-        ],
-    )
-    def test_invalid_args(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            CGCLayer(**kwargs)

@@ -1,41 +1,38 @@
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kmtl.layers import EPNet
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import to_numpy
 
 RNG = np.random.default_rng(0)
 FIELDS = RNG.normal(size=(4, 3, 5)).astype("float32")
 CONTEXT = RNG.normal(size=(4, 2)).astype("float32")
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def test_layer_battery():
-    run_layer_test(
-        EPNet,
-        init_kwargs={"hidden_units": 6, "gamma": 2.0},
-        input_data=[FIELDS, CONTEXT],
-        expected_output_shape=(4, 3, 5),
+class TestEPNet(LayerTestCase):
+    layer_cls = EPNet
+    batteries = {
         # The gate: two Dense layers, kernel + bias each.
-        expected_num_trainable_weights=4,
-        expected_num_non_trainable_weights=0,
-    )
+        "default": LayerBattery(
+            {"hidden_units": 6, "gamma": 2.0},
+            [FIELDS, CONTEXT],
+            (4, 3, 5),
+            expected_num_weights=(4, 0),
+        )
+    }
 
 
 def test_scales_each_field_by_the_gate_of_its_example():
     layer = EPNet(hidden_units=6, gamma=1.5)
-    out = keras.ops.convert_to_numpy(layer([FIELDS, CONTEXT]))
-    w1, b1 = (keras.ops.convert_to_numpy(w) for w in layer.gate.hidden.weights)
-    w2, b2 = (
-        keras.ops.convert_to_numpy(w) for w in layer.gate.output_dense.weights
-    )
+    out = to_numpy(layer([FIELDS, CONTEXT]))
+    w1, b1 = (to_numpy(w) for w in layer.gate.hidden.weights)
+    w2, b2 = (to_numpy(w) for w in layer.gate.output_dense.weights)
     g_in = np.concatenate([CONTEXT, FIELDS.reshape(4, 15)], axis=1)
-    delta = 1.5 * _sigmoid(np.maximum(g_in @ w1 + b1, 0) @ w2 + b2)  # [4, 3]
+    logits = np.maximum(g_in @ w1 + b1, 0) @ w2 + b2
+    delta = 1.5 / (1.0 + np.exp(-logits))  # [4, 3]
     np.testing.assert_allclose(out, FIELDS * delta[..., None], rtol=1e-5)
     assert np.all((delta > 0) & (delta < 1.5))
 

@@ -3,44 +3,55 @@ import numpy as np
 import pytest
 
 from kmtl.layers import MixtureGate
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import to_numpy
 
 X3 = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], dtype="float32")
 MASK = [[1, 1, 0], [0, 1, 1]]
 
 
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-class TestMixtureGate:
-    def setup_method(self):
-        self.init_kwargs = {
-            "num_gates": 2,
-            "num_experts": 3,
-            "expert_mask": MASK,
-        }
-        self.input_data = np.random.default_rng(0).normal(size=(4, 5))
-
-    def test_layer_battery(self):
-        run_layer_test(
-            MixtureGate,
-            init_kwargs=self.init_kwargs,
-            input_data=self.input_data,
-            expected_output_shape=(4, 2, 3),
-            expected_num_trainable_weights=2,
-            expected_num_non_trainable_weights=0,
-        )
-
-    def test_layer_battery_per_gate_input(self):
-        run_layer_test(
-            MixtureGate,
-            init_kwargs={"num_gates": 2, "num_experts": 3, "use_bias": False},
-            input_data=np.random.default_rng(1).normal(size=(4, 2, 5)),
-            expected_output_shape=(4, 2, 3),
-            expected_num_trainable_weights=1,
+class TestMixtureGate(LayerTestCase):
+    layer_cls = MixtureGate
+    batteries = {
+        "masked": LayerBattery(
+            {"num_gates": 2, "num_experts": 3, "expert_mask": MASK},
+            np.random.default_rng(0).normal(size=(4, 5)),
+            (4, 2, 3),
+            expected_num_weights=(2, 0),
+        ),
+        "per_gate_input": LayerBattery(
+            {"num_gates": 2, "num_experts": 3, "use_bias": False},
+            np.random.default_rng(1).normal(size=(4, 2, 5)),
+            (4, 2, 3),
+            expected_num_weights=(1, None),
             run_saving_check=False,
-        )
+        ),
+    }
+    invalid_args = [
+        (
+            {"num_gates": 0, "num_experts": 2},
+            "`num_gates` must be a positive integer. Received: num_gates=0",
+        ),
+        ({"num_gates": 1, "num_experts": -1}, "Received: num_experts=-1"),
+        (
+            {"num_gates": 2, "num_experts": 3, "expert_mask": [[1, 1, 1]]},
+            "`expert_mask` must be.*\\[2, 3\\].*"
+            "Received: expert_mask=\\[\\[1, 1, 1\\]\\]",
+        ),
+        (
+            {"num_gates": 2, "num_experts": 2, "expert_mask": [[1, 0], [0, 0]]},
+            "at least one 1 in each row",
+        ),
+        (
+            {"num_gates": 1, "num_experts": 2, "expert_mask": [[1, 2]]},
+            "Received: expert_mask=\\[\\[1, 2\\]\\]",
+        ),
+        (
+            {"num_gates": 1, "num_experts": 2, "use_bias": "yes"},
+            "`use_bias` must be a bool. Received: use_bias='yes'",
+        ),
+    ]
 
     def test_ones_gives_uniform_over_unmasked(self):
         gate = MixtureGate(
@@ -50,7 +61,7 @@ class TestMixtureGate:
             kernel_initializer="ones",
         )
         np.testing.assert_allclose(
-            _np(gate(X3)), [[[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]] * 2
+            to_numpy(gate(X3)), [[[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]] * 2
         )
 
     def test_hand_computed_logits(self):
@@ -58,7 +69,7 @@ class TestMixtureGate:
         gate.build((None, 3))
         # Logits [0, log 3] for x = [1, 0, 0] -> weights [1/4, 3/4].
         gate.kernel.assign([[0.0, np.log(3.0)], [0.0, 0.0], [0.0, 0.0]])
-        out = _np(gate(np.array([[1.0, 0.0, 0.0]], dtype="float32")))
+        out = to_numpy(gate(np.array([[1.0, 0.0, 0.0]], dtype="float32")))
         np.testing.assert_allclose(out, [[[0.25, 0.75]]], rtol=1e-6)
 
     def test_per_gate_input(self):
@@ -68,7 +79,7 @@ class TestMixtureGate:
         x = np.array([[[np.log(3.0)], [0.0]]], dtype="float32")
         # Gate 0: logits [0, log 3]; gate 1 sees 0: logits [0, 0].
         np.testing.assert_allclose(
-            _np(gate(x)), [[[0.25, 0.75], [0.5, 0.5]]], rtol=1e-6
+            to_numpy(gate(x)), [[[0.25, 0.75], [0.5, 0.5]]], rtol=1e-6
         )
 
     def test_rows_sum_to_one_and_masked_are_exactly_zero(self):
@@ -79,7 +90,7 @@ class TestMixtureGate:
             kernel_initializer=keras.initializers.RandomNormal(stddev=50.0),
         )
         x = np.random.default_rng(3).normal(size=(64, 5)).astype("float32")
-        weights = _np(gate(x))
+        weights = to_numpy(gate(x))
         np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
         assert (weights[:, 0, 2] == 0.0).all()
         assert (weights[:, 1, 0] == 0.0).all()
@@ -93,52 +104,13 @@ class TestMixtureGate:
         x = np.random.default_rng(4).normal(size=(8, 5))
         history = model.fit(x, np.full((8, 2, 3), 0.3), verbose=0)
         assert np.isfinite(history.history["loss"][0])
-        assert np.isfinite(_np(gate.kernel)).all()
+        assert np.isfinite(to_numpy(gate.kernel)).all()
 
     def test_mask_accepts_array_and_serializes_as_lists(self):
         gate = MixtureGate(
             num_gates=2, num_experts=3, expert_mask=np.array(MASK)
         )
         assert gate.get_config()["expert_mask"] == MASK
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [
-            (
-                {"num_gates": 0, "num_experts": 2},
-                "`num_gates` must be a positive integer. Received: num_gates=0",
-            ),
-            ({"num_gates": 1, "num_experts": -1}, "Received: num_experts=-1"),
-            (
-                {"num_gates": 2, "num_experts": 3, "expert_mask": [[1, 1, 1]]},
-                "`expert_mask` must be.*\\[2, 3\\].*"
-                "Received: expert_mask=\\[\\[1, 1, 1\\]\\]",
-            ),
-            (
-                {
-                    "num_gates": 2,
-                    "num_experts": 2,
-                    "expert_mask": [[1, 0], [0, 0]],
-                },
-                "at least one 1 in each row",
-            ),
-            (
-                {
-                    "num_gates": 1,
-                    "num_experts": 2,
-                    "expert_mask": [[1, 2]],
-                },
-                "Received: expert_mask=\\[\\[1, 2\\]\\]",
-            ),
-            (
-                {"num_gates": 1, "num_experts": 2, "use_bias": "yes"},
-                "`use_bias` must be a bool. Received: use_bias='yes'",
-            ),
-        ],
-    )
-    def test_invalid_args(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            MixtureGate(**kwargs)
 
     def test_wrong_number_of_gate_inputs(self):
         gate = MixtureGate(num_gates=2, num_experts=3)

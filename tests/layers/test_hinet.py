@@ -3,16 +3,14 @@ import numpy as np
 import pytest
 
 from kmtl.layers import ScenarioExtractionLayer
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import randomize
+from kmtl.testing import softmax
+from kmtl.testing import to_numpy
 
-
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-def _softmax(z):
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+X = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+IDS = np.array([0, 1, 2, 0], dtype="int32")
 
 
 def _reference(layer, x, ids):
@@ -27,8 +25,8 @@ def _reference(layer, x, ids):
     experts = experts.reshape(len(x), s * k_sp + k_sh, -1)
     sp_kernel, sp_bias = (w.numpy() for w in layer.specific_gate.weights)
     sh_kernel, sh_bias = (w.numpy() for w in layer.shared_gate.weights)
-    sp_gate = _softmax((x @ sp_kernel).reshape(len(x), s, k_sp) + sp_bias)
-    sh_gate = _softmax(x @ sh_kernel + sh_bias.reshape(-1))
+    sp_gate = softmax((x @ sp_kernel).reshape(len(x), s, k_sp) + sp_bias)
+    sh_gate = softmax(x @ sh_kernel + sh_bias.reshape(-1))
     per_scenario = np.einsum(
         "bsk,bskh->bsh",
         sp_gate,
@@ -37,7 +35,7 @@ def _reference(layer, x, ids):
     shared = np.einsum("bk,bkh->bh", sh_gate, experts[:, s * k_sp :])
     own = per_scenario[np.arange(len(x)), ids]
     embedding = layer.scenario_embeddings.numpy()[ids]
-    attention = _softmax(
+    attention = softmax(
         embedding @ layer.attention_kernel.numpy()
         + layer.attention_bias.numpy()
     )
@@ -46,28 +44,42 @@ def _reference(layer, x, ids):
     return np.concatenate([shared, own, attentive], axis=-1)
 
 
-class TestScenarioExtractionLayer:
-    def setup_method(self):
-        self.init_kwargs = {
-            "num_scenarios": 3,
-            "num_shared_experts": 2,
-            "num_specific_experts": 2,
-            "expert_units": (4, 3),
-        }
-        rng = np.random.default_rng(0)
-        self.x = rng.normal(size=(4, 5)).astype("float32")
-        self.ids = np.array([0, 1, 2, 0], dtype="int32")
-        self.rng = rng
-
-    def test_layer_battery(self):
-        run_layer_test(
-            ScenarioExtractionLayer,
-            init_kwargs=self.init_kwargs,
-            input_data=[self.x, self.ids],
-            expected_output_shape=(4, 9),
-            expected_num_trainable_weights=11,
-            expected_num_non_trainable_weights=0,
+class TestScenarioExtractionLayer(LayerTestCase):
+    layer_cls = ScenarioExtractionLayer
+    batteries = {
+        "default": LayerBattery(
+            {
+                "num_scenarios": 3,
+                "num_shared_experts": 2,
+                "num_specific_experts": 2,
+                "expert_units": (4, 3),
+            },
+            [X, IDS],
+            (4, 9),
+            expected_num_weights=(11, 0),
         )
+    }
+    invalid_args = [
+        ({"num_scenarios": 0}, "Received: num_scenarios=0"),
+        (
+            {"num_scenarios": 2, "num_shared_experts": 0},
+            "Received: num_shared_experts=0",
+        ),
+        (
+            {"num_scenarios": 2, "num_specific_experts": 1.5},
+            "Received: num_specific_experts=1.5",
+        ),
+        ({"num_scenarios": 2, "expert_units": ()}, "expert_units=\\(\\)"),
+        (
+            {"num_scenarios": 2, "scenario_embedding_dim": 0},
+            "scenario_embedding_dim=0",
+        ),
+    ]
+
+    def setup_method(self):
+        # The generator of X, past X's draw.
+        self.rng = np.random.default_rng(0)
+        self.rng.normal(size=X.shape)
 
     def test_matches_numpy_reference(self):
         layer = ScenarioExtractionLayer(
@@ -82,50 +94,25 @@ class TestScenarioExtractionLayer:
         x = self.rng.normal(size=(16, 6)).astype("float32")
         ids = (np.arange(16) % 4).astype("int32")
         layer([x, ids])
-        layer.scenario_embeddings.assign(
-            self.rng.normal(size=(4, 8)).astype("float32")
-        )
+        randomize([layer.scenario_embeddings], self.rng)
         np.testing.assert_allclose(
-            _np(layer([x, ids])), _reference(layer, x, ids), atol=1e-5
+            to_numpy(layer([x, ids])), _reference(layer, x, ids), atol=1e-5
         )
 
     def test_attention_skips_the_own_scenario(self):
         layer = ScenarioExtractionLayer(num_scenarios=1, expert_units=(3,))
-        out = _np(layer([self.x, np.zeros(4, dtype="int32")]))
+        out = to_numpy(layer([X, np.zeros(4, dtype="int32")]))
         np.testing.assert_array_equal(out[:, 6:], 0.0)
         assert np.abs(out[:, :6]).sum() > 0
 
     def test_specific_part_follows_the_scenario(self):
         layer = ScenarioExtractionLayer(num_scenarios=3, expert_units=(3,))
-        x = np.repeat(self.x[:1], 3, axis=0)
-        out = _np(layer([x, np.arange(3)]))
+        x = np.repeat(X[:1], 3, axis=0)
+        out = to_numpy(layer([x, np.arange(3)]))
         np.testing.assert_allclose(out[0, :3], out[1, :3], rtol=1e-6)
         assert not np.allclose(out[0, 3:6], out[1, 3:6])
 
     def test_wrong_input(self):
         layer = ScenarioExtractionLayer(num_scenarios=2)
         with pytest.raises(ValueError, match=r"takes `\[x, scenario\]`"):
-            layer(self.x)
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [
-            ({"num_scenarios": 0}, "Received: num_scenarios=0"),
-            (
-                {"num_scenarios": 2, "num_shared_experts": 0},
-                "Received: num_shared_experts=0",
-            ),
-            (
-                {"num_scenarios": 2, "num_specific_experts": 1.5},
-                "Received: num_specific_experts=1.5",
-            ),
-            ({"num_scenarios": 2, "expert_units": ()}, "expert_units=\\(\\)"),
-            (
-                {"num_scenarios": 2, "scenario_embedding_dim": 0},
-                "scenario_embedding_dim=0",
-            ),
-        ],
-    )
-    def test_invalid_args(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            ScenarioExtractionLayer(**kwargs)
+            layer(X)

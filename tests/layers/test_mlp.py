@@ -3,37 +3,43 @@ import numpy as np
 import pytest
 
 from kmtl.layers import MLP
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import to_numpy
 
 X3 = np.array([[1.0, 2.0, 3.0], [-1.0, -2.0, -3.0]], dtype="float32")
+INPUT = np.random.default_rng(0).normal(size=(4, 3))
 
 
-class TestMLP:
-    def setup_method(self):
-        self.init_kwargs = {"units": (4, 2), "dropout": 0.1}
-        self.input_data = np.random.default_rng(0).normal(size=(4, 3))
-
-    def test_layer_battery(self):
-        run_layer_test(
-            MLP,
-            init_kwargs=self.init_kwargs,
-            input_data=self.input_data,
-            expected_output_shape=(4, 2),
-            expected_num_trainable_weights=4,
-            expected_num_non_trainable_weights=0,
-        )
-
-    def test_layer_battery_with_batch_norm(self):
-        run_layer_test(
-            MLP,
-            init_kwargs={"units": (4, 2), "use_batch_norm": True},
-            input_data=self.input_data,
-            expected_output_shape=(4, 2),
-            # Two bias-free kernels, two (gamma, beta); two moving stats.
-            expected_num_trainable_weights=6,
-            expected_num_non_trainable_weights=4,
+class TestMLP(LayerTestCase):
+    layer_cls = MLP
+    batteries = {
+        "dropout": LayerBattery(
+            {"units": (4, 2), "dropout": 0.1},
+            INPUT,
+            (4, 2),
+            expected_num_weights=(4, 0),
+        ),
+        # Two bias-free kernels, two (gamma, beta); two moving stats.
+        "batch_norm": LayerBattery(
+            {"units": (4, 2), "use_batch_norm": True},
+            INPUT,
+            (4, 2),
+            expected_num_weights=(6, 4),
             run_saving_check=False,
-        )
+        ),
+    }
+    invalid_args = [
+        ({"units": ()}, "`units` must be a non-empty.*Received: units=()"),
+        ({"units": (4, 0)}, "Received: units=\\(4, 0\\)"),
+        ({"units": 4}, "`units` must be.*Received: units=4"),
+        ({"units": (4,), "dropout": 1.0}, "Received: dropout=1.0"),
+        ({"units": (4,), "dropout": -0.1}, "`dropout` must be a float"),
+        (
+            {"units": (4,), "use_batch_norm": 1},
+            "`use_batch_norm` must be a bool. Received: use_batch_norm=1",
+        ),
+    ]
 
     def test_ones_two_layers(self):
         layer = MLP(units=(2, 1), kernel_initializer="ones")
@@ -70,7 +76,7 @@ class TestMLP:
         np.testing.assert_allclose(
             layer(x, training=False), np.full((4, 64), 3)
         )
-        dropped = keras.ops.convert_to_numpy(layer(x, training=True))
+        dropped = to_numpy(layer(x, training=True))
         assert (dropped == 0).any()
         assert set(np.unique(dropped)) <= {0.0, 6.0}
 
@@ -78,24 +84,6 @@ class TestMLP:
         layer = MLP(units=(5,))
         assert layer(np.ones((2, 4, 3))).shape == (2, 4, 5)
         assert layer.compute_output_shape((None, 4, 3)) == (None, 4, 5)
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [
-            ({"units": ()}, "`units` must be a non-empty.*Received: units=()"),
-            ({"units": (4, 0)}, "Received: units=\\(4, 0\\)"),
-            ({"units": 4}, "`units` must be.*Received: units=4"),
-            ({"units": (4,), "dropout": 1.0}, "Received: dropout=1.0"),
-            ({"units": (4,), "dropout": -0.1}, "`dropout` must be a float"),
-            (
-                {"units": (4,), "use_batch_norm": 1},
-                "`use_batch_norm` must be a bool. Received: use_batch_norm=1",
-            ),
-        ],
-    )
-    def test_invalid_args(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            MLP(**kwargs)
 
 
 @keras.saving.register_keras_serializable(package="kmtl_tests")
@@ -108,33 +96,45 @@ class _ForgetfulMLP(MLP):
         return config
 
 
-class TestRunLayerTestCanFail:
-    def test_catches_incomplete_get_config(self):
-        with pytest.raises(
-            AssertionError, match="lacks the constructor argument `dropout`"
-        ):
-            run_layer_test(
-                _ForgetfulMLP,
-                init_kwargs={"units": (2,), "dropout": 0.3},
-                input_data=np.ones((2, 3)),
-                expected_output_shape=(2, 2),
-            )
+@pytest.mark.parametrize(
+    "layer_cls, battery, match",
+    [
+        (
+            _ForgetfulMLP,
+            LayerBattery(
+                {"units": (2,), "dropout": 0.3}, np.ones((2, 3)), (2, 2)
+            ),
+            "lacks the constructor argument `dropout`",
+        ),
+        (
+            MLP,
+            LayerBattery(
+                {"units": (2,)},
+                np.ones((2, 3)),
+                (2, 2),
+                expected_num_weights=(3, None),
+            ),
+            "trainable weights",
+        ),
+        (
+            MLP,
+            LayerBattery({"units": (2,)}, np.ones((2, 3)), (2, 3)),
+            "output shapes",
+        ),
+    ],
+    ids=["incomplete_get_config", "wrong_weight_count", "wrong_shape"],
+)
+def test_run_layer_test_catches(layer_cls, battery, match):
+    with pytest.raises(AssertionError, match=match):
+        battery.run(layer_cls)
 
-    def test_catches_wrong_weight_count(self):
-        with pytest.raises(AssertionError, match="trainable weights"):
-            run_layer_test(
-                MLP,
-                init_kwargs={"units": (2,)},
-                input_data=np.ones((2, 3)),
-                expected_output_shape=(2, 2),
-                expected_num_trainable_weights=3,
-            )
 
-    def test_catches_wrong_shape(self):
-        with pytest.raises(AssertionError, match="output shapes"):
-            run_layer_test(
-                MLP,
-                init_kwargs={"units": (2,)},
-                input_data=np.ones((2, 3)),
-                expected_output_shape=(2, 3),
-            )
+def test_invalid_args_check_can_fail():
+    class Case(LayerTestCase):
+        layer_cls = MLP
+        invalid_args = [({"units": (4,)}, "units")]
+
+    with pytest.raises(AssertionError, match="raised no ValueError"):
+        Case().test_invalid_args({"units": (4,)}, "units")
+    with pytest.raises(AssertionError, match="does not match 'nothing'"):
+        Case().test_invalid_args({"units": ()}, "nothing")

@@ -3,69 +3,80 @@ import numpy as np
 import pytest
 
 from kmtl.layers import PartitionedNormalization
-from kmtl.testing import run_layer_test
+from kmtl.testing import LayerBattery
+from kmtl.testing import LayerTestCase
+from kmtl.testing import randomize
+from kmtl.testing import to_numpy
 
 EPS = 1e-3
-
-
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
+X = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+IDS = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype="int32")
 
 
 def _random_affine(layer, rng):
-    for weight in (
+    weights = (
         layer.gamma,
         layer.beta,
         layer.scenario_gamma,
         layer.scenario_beta,
-    ):
-        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    )
+    randomize(weights, rng)
 
 
 def _affine(layer, ids):
-    scale = _np(layer.gamma) * _np(layer.scenario_gamma)[ids]
-    shift = _np(layer.beta) + _np(layer.scenario_beta)[ids]
+    scale = to_numpy(layer.gamma) * to_numpy(layer.scenario_gamma)[ids]
+    shift = to_numpy(layer.beta) + to_numpy(layer.scenario_beta)[ids]
     return scale, shift
 
 
-class TestPartitionedNormalization:
-    def setup_method(self):
-        rng = np.random.default_rng(0)
-        self.x = rng.normal(size=(8, 4)).astype("float32")
-        self.ids = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype="int32")
-
-    def test_layer_battery(self):
-        run_layer_test(
-            PartitionedNormalization,
-            init_kwargs={"num_scenarios": 3, "momentum": 0.9},
-            input_data=[self.x, self.ids],
-            expected_output_shape=(8, 4),
-            # gamma, beta, scenario_gamma, scenario_beta; moving stats.
-            expected_num_trainable_weights=4,
-            expected_num_non_trainable_weights=2,
+class TestPartitionedNormalization(LayerTestCase):
+    layer_cls = PartitionedNormalization
+    batteries = {
+        # gamma, beta, scenario_gamma, scenario_beta; moving stats.
+        "default": LayerBattery(
+            {"num_scenarios": 3, "momentum": 0.9},
+            [X, IDS],
+            (8, 4),
+            expected_num_weights=(4, 2),
         )
+    }
+    invalid_args = [
+        (
+            {"num_scenarios": 0},
+            "`num_scenarios` must be a positive integer. "
+            "Received: num_scenarios=0",
+        ),
+        (
+            {"num_scenarios": 2, "momentum": 1.0},
+            "`momentum` must be .*Received: momentum=1.0",
+        ),
+        (
+            {"num_scenarios": 2, "epsilon": 0.0},
+            "`epsilon` must be .*Received: epsilon=0.0",
+        ),
+    ]
 
     def test_training_output_uses_per_scenario_batch_statistics(self):
         layer = PartitionedNormalization(num_scenarios=4)
         layer.build([(None, 4), (None,)])
         _random_affine(layer, np.random.default_rng(1))
-        out = _np(layer([self.x, self.ids], training=True))
-        scale, shift = _affine(layer, self.ids)
-        expected = np.empty_like(self.x)
-        for p in np.unique(self.ids):
-            rows = self.ids == p
-            mean = self.x[rows].mean(0)
-            var = self.x[rows].var(0)
-            expected[rows] = (self.x[rows] - mean) / np.sqrt(var + EPS)
+        out = to_numpy(layer([X, IDS], training=True))
+        scale, shift = _affine(layer, IDS)
+        expected = np.empty_like(X)
+        for p in np.unique(IDS):
+            rows = IDS == p
+            mean = X[rows].mean(0)
+            var = X[rows].var(0)
+            expected[rows] = (X[rows] - mean) / np.sqrt(var + EPS)
         expected = expected * scale + shift
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
     def test_training_updates_moving_statistics_of_present_scenarios(self):
         layer = PartitionedNormalization(num_scenarios=4, momentum=0.9)
         ids = np.array([0, 1, 0, 1, 0, 2], dtype="int32")  # 3 alone, 2 once
-        x = self.x[:6]
+        x = X[:6]
         layer([x, ids], training=True)
-        mean, var = _np(layer.moving_mean), _np(layer.moving_variance)
+        mean, var = to_numpy(layer.moving_mean), to_numpy(layer.moving_variance)
         for p in (0, 1):
             rows = ids == p
             np.testing.assert_allclose(
@@ -88,13 +99,13 @@ class TestPartitionedNormalization:
         _random_affine(layer, rng)
         layer.moving_mean.assign(rng.normal(size=(3, 4)))
         layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=(3, 4)))
-        one = _np(layer([self.x[:1], self.ids[:1]]))
-        scale, shift = _affine(layer, self.ids[:1])
-        mean = _np(layer.moving_mean)[0]
-        var = _np(layer.moving_variance)[0]
+        one = to_numpy(layer([X[:1], IDS[:1]]))
+        scale, shift = _affine(layer, IDS[:1])
+        mean = to_numpy(layer.moving_mean)[0]
+        var = to_numpy(layer.moving_variance)[0]
         np.testing.assert_allclose(
             one,
-            (self.x[:1] - mean) / np.sqrt(var + EPS) * scale + shift,
+            (X[:1] - mean) / np.sqrt(var + EPS) * scale + shift,
             rtol=1e-5,
         )
         for batch in (
@@ -102,7 +113,7 @@ class TestPartitionedNormalization:
             [0, 4, 5, 6, 7],
             [0] * 5,
         ):
-            out = _np(layer([self.x[batch], self.ids[batch]], training=False))
+            out = to_numpy(layer([X[batch], IDS[batch]], training=False))
             np.testing.assert_allclose(out[:1], one, rtol=1e-6, atol=1e-6)
 
     def test_moving_statistics_converge_in_fit(self):
@@ -126,15 +137,17 @@ class TestPartitionedNormalization:
             epochs=2,
             verbose=0,
         )
-        np.testing.assert_allclose(_np(layer.moving_mean), true_mean, atol=0.15)
         np.testing.assert_allclose(
-            _np(layer.moving_variance), true_std**2, rtol=0.2
+            to_numpy(layer.moving_mean), true_mean, atol=0.15
+        )
+        np.testing.assert_allclose(
+            to_numpy(layer.moving_variance), true_std**2, rtol=0.2
         )
 
     def test_scenario_of_shape_b1(self):
         layer = PartitionedNormalization(num_scenarios=3)
-        flat = _np(layer([self.x, self.ids]))
-        column = _np(layer([self.x, self.ids[:, None]]))
+        flat = to_numpy(layer([X, IDS]))
+        column = to_numpy(layer([X, IDS[:, None]]))
         np.testing.assert_array_equal(flat, column)
 
     @pytest.mark.skipif(
@@ -144,31 +157,9 @@ class TestPartitionedNormalization:
     def test_out_of_range_scenario_is_an_error(self):
         layer = PartitionedNormalization(num_scenarios=2)
         with pytest.raises(Exception, match=r"must hold ids in \[0, 2\)"):
-            layer([self.x, self.ids], training=True)
+            layer([X, IDS], training=True)
 
     def test_single_input_is_rejected(self):
         layer = PartitionedNormalization(num_scenarios=2)
         with pytest.raises(ValueError, match=r"two inputs, `\[x, scenario\]`"):
-            layer(self.x)
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [
-            (
-                {"num_scenarios": 0},
-                "`num_scenarios` must be a positive integer. "
-                "Received: num_scenarios=0",
-            ),
-            (
-                {"num_scenarios": 2, "momentum": 1.0},
-                "`momentum` must be .*Received: momentum=1.0",
-            ),
-            (
-                {"num_scenarios": 2, "epsilon": 0.0},
-                "`epsilon` must be .*Received: epsilon=0.0",
-            ),
-        ],
-    )
-    def test_invalid_args(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            PartitionedNormalization(**kwargs)
+            layer(X)

@@ -23,6 +23,7 @@ from kmtl.data import make_synthetic
 from kmtl.data import to_dataset
 from kmtl.data.synthetic import true_probabilities
 from kmtl.data.synthetic import truth_column
+from kmtl.testing import synthetic_spec
 from kmtl.training.metrics import evaluate_predictions
 
 MARGIN = {"ctr": 0.02, "cvr": 0.025, "ctcvr": 0.02}
@@ -47,13 +48,7 @@ SMALL = {
 def data():
     train, _ = make_synthetic(100_000, seed=0)
     test, truth = make_synthetic(40_000, seed=1)
-    spec = kmtl.FeatureSpec.from_dataframe(
-        train,
-        labels={"ctr": "click", "cvr": "purchase"},
-        scenario="scenario",
-        sample_spaces={"cvr": "ctr"},
-    )
-    return train, test, truth, spec
+    return train, test, truth, synthetic_spec(train)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ import kmtl
 from kmtl.data import make_scenario_shifted
 from kmtl.data import to_dataset
 from kmtl.data.scenario_shift import SHIFT_SCENARIOS
+from kmtl.testing import synthetic_spec
 from kmtl.training.metrics import roc_auc
 
 pytestmark = pytest.mark.slow
@@ -37,13 +38,8 @@ MARGIN_TO_ORACLE = 0.02
 def data():
     train, _ = make_scenario_shifted(100_000, seed=0)
     test, truth = make_scenario_shifted(40_000, seed=1)
-    spec = kmtl.FeatureSpec.from_dataframe(
-        train,
-        labels={"ctr": "click", "cvr": "purchase"},
-        scenario="scenario",
-        scenario_values=SHIFT_SCENARIOS,
-        sample_spaces={"cvr": "ctr"},
-        embedding_dim=8,
+    spec = synthetic_spec(
+        train, scenario_values=SHIFT_SCENARIOS, embedding_dim=8
     )
     spec = spec.replace(
         features=[f for f in spec.features if f.name != "scenario"]
