@@ -17,7 +17,8 @@ Usage:
         [--lock /tmp/kmtl-bench.lock] [--json out.json]
 
 - Training and prediction: for each round and model, kmtl's
-  `kmtl.training.speed.time_model` (SPEC dimensions, packed numericals)
+  `kmtl.training.speed.time_model` under the benchmark lock
+  (`harness.time_model_locked`; SPEC dimensions, packed numericals)
   then DeepCTR's model in a subprocess (`benchmarks/peers/
   deepctr_ae_synth.py`, one input per field, DeepCTR's defaults) on the
   same arrays. Both: `fit` at batch 2048 with Adam 1e-3, no shuffling,
@@ -55,19 +56,21 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import DEFAULT_LOCK  # noqa: E402
+from harness import time_model_locked  # noqa: E402
 from serving_latency import session_runner  # noqa: E402
 from serving_latency import time_calls  # noqa: E402
 from throughput import build_kmtl  # noqa: E402
 from throughput import environment  # noqa: E402
 
 import kmtl  # noqa: E402
+from kmtl.data.ae_synth import EVAL_SEED  # noqa: E402
+from kmtl.data.ae_synth import TRAIN_SEED  # noqa: E402
+from kmtl.data.ae_synth import VOCABULARY_SIZES  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_features  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_spec  # noqa: E402
+from kmtl.data.ae_synth import make_ae_synth  # noqa: E402
 from kmtl.export import SIGNATURE_KEY  # noqa: E402
-from kmtl.training.speed import EVAL_SEED  # noqa: E402
-from kmtl.training.speed import TRAIN_SEED  # noqa: E402
-from kmtl.training.speed import ae_synth_features  # noqa: E402
-from kmtl.training.speed import ae_synth_spec  # noqa: E402
-from kmtl.training.speed import make_ae_synth  # noqa: E402
-from kmtl.training.speed import time_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "benchmarks" / "peers" / "deepctr_ae_synth.py"
@@ -79,6 +82,7 @@ def write_arrays(train, evaluation, path: Path) -> None:
     """The ae-synth arrays the DeepCTR worker reads."""
     np.savez(
         path,
+        vocabulary_sizes=np.asarray(VOCABULARY_SIZES),
         train_ids=train.ids,
         train_dense=train.dense,
         train_click=train.click,
@@ -139,7 +143,7 @@ def compare_training(args: argparse.Namespace, work: Path) -> list[dict]:
     rows = []
     for round_ in range(1, args.rounds + 1):
         for model in args.models:
-            ours = time_model(
+            ours, ours_load = time_model_locked(
                 model,
                 spec,
                 train,
@@ -163,7 +167,7 @@ def compare_training(args: argparse.Namespace, work: Path) -> list[dict]:
                 deepctr_predict=theirs["eval_rows"] / theirs["predict_seconds"],
                 kmtl_epoch_seconds=ours.epoch_seconds,
                 deepctr_epoch_seconds=theirs["epoch_seconds"],
-                kmtl_other_load=ours.other_load,
+                kmtl_other_load=ours_load,
             )
             rows.append(row)
             print(
@@ -321,7 +325,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batches", default="1,32,256")
     parser.add_argument("--deepctr-python", type=Path, default=DEFAULT_PYTHON)
-    parser.add_argument("--lock", default="/tmp/kmtl-bench.lock")
+    parser.add_argument("--lock", default=DEFAULT_LOCK)
     parser.add_argument("--json", default=None, help="write results here")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]

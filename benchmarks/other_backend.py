@@ -34,15 +34,15 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 import kmtl  # noqa: E402
-from kmtl.training.speed import EVAL_SEED  # noqa: E402
+from kmtl.data.ae_synth import EVAL_SEED  # noqa: E402
+from kmtl.data.ae_synth import TRAIN_SEED  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_features  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_labels  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_spec  # noqa: E402
+from kmtl.data.ae_synth import make_ae_synth  # noqa: E402
 from kmtl.training.speed import LEARNING_RATE  # noqa: E402
 from kmtl.training.speed import SPEC_HPARAMS  # noqa: E402
-from kmtl.training.speed import TRAIN_SEED  # noqa: E402
 from kmtl.training.speed import EpochTimer  # noqa: E402
-from kmtl.training.speed import ae_synth_features  # noqa: E402
-from kmtl.training.speed import ae_synth_labels  # noqa: E402
-from kmtl.training.speed import ae_synth_spec  # noqa: E402
-from kmtl.training.speed import make_ae_synth  # noqa: E402
 
 
 def run_one(

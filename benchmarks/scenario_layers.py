@@ -47,6 +47,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from harness import DEFAULT_LOCK
+from harness import OtherLoad
+from harness import bench_lock
+
 LAYERS = ("pn", "star_full", "star_rank2", "lhuc")
 INPUT_DIM = 319
 UNITS = 256
@@ -84,8 +88,6 @@ def run_one(
     """Trains one configuration in this process; returns its figures."""
     import keras
     import numpy as np
-    from throughput import OtherLoad
-    from throughput import bench_lock
 
     rng = np.random.default_rng(0)
     batch = args.batch
@@ -191,7 +193,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--baseline", action="store_true")
-    parser.add_argument("--lock", default="/tmp/kmtl-bench.lock")
+    parser.add_argument("--lock", default=DEFAULT_LOCK)
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

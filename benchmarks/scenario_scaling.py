@@ -52,16 +52,17 @@ def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import throughput
 
+    from kmtl.data import ae_synth
     from kmtl.training import speed
 
-    data = speed.make_ae_synth(rows, speed.TRAIN_SEED)
+    data = ae_synth.make_ae_synth(rows, ae_synth.TRAIN_SEED)
     data = dataclasses.replace(
         data,
         scenario=np.random.default_rng(7)
         .integers(0, scenarios, rows)
         .astype("int64"),
     )
-    spec = speed.ae_synth_spec("vector", "auc").replace(
+    spec = ae_synth.ae_synth_spec("vector", "auc").replace(
         scenario=kmtl.ScenarioSpec(
             "scenario", values=[f"s{i}" for i in range(scenarios)]
         )
@@ -80,7 +81,7 @@ def _child(name: str, scenarios: int, rows: int, epochs: int) -> dict:
     )
     tasks = kmtl.model_tasks(model_name, spec)
     ds = throughput.make_dataset(
-        speed.ae_synth_features(data, spec), data, tasks
+        ae_synth.ae_synth_features(data, spec), data, tasks
     )
     timer = speed.EpochTimer()
     model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])

@@ -52,19 +52,20 @@ import kmtl  # noqa: E402
 from kmtl.export import SIGNATURE_KEY  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import EVAL_SEED  # noqa: E402
-from throughput import NOISY_LOAD  # noqa: E402
+from harness import DEFAULT_LOCK  # noqa: E402
+from harness import NOISY_LOAD  # noqa: E402
+from harness import OtherLoad  # noqa: E402
+from harness import bench_lock  # noqa: E402
 from throughput import SERVING_ANCHORS  # noqa: E402
 from throughput import SERVING_TIMED_CALLS  # noqa: E402
 from throughput import SERVING_WARMUP_CALLS  # noqa: E402
-from throughput import OtherLoad  # noqa: E402
-from throughput import bench_lock  # noqa: E402
 from throughput import build_kmtl  # noqa: E402
 from throughput import environment  # noqa: E402
 
-from kmtl.training.speed import ae_synth_features  # noqa: E402
-from kmtl.training.speed import ae_synth_spec  # noqa: E402
-from kmtl.training.speed import make_ae_synth  # noqa: E402
+from kmtl.data.ae_synth import EVAL_SEED  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_features  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_spec  # noqa: E402
+from kmtl.data.ae_synth import make_ae_synth  # noqa: E402
 
 TARGET_RATIO = 0.7
 RUNNERS = ("session", "tf2")
@@ -185,7 +186,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--layouts", default="per_field,vector")
     parser.add_argument("--batches", default="1,32,256")
-    parser.add_argument("--lock", default="/tmp/kmtl-bench.lock")
+    parser.add_argument("--lock", default=DEFAULT_LOCK)
     parser.add_argument("--json", default=None, help="write results here")
     args = parser.parse_args(argv)
     args.layouts = [x for x in args.layouts.split(",") if x]

@@ -80,32 +80,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from harness import DEFAULT_LOCK  # noqa: E402
+from harness import NOISY_LOAD  # noqa: E402
+from harness import OtherLoad  # noqa: E402
+from harness import bench_lock  # noqa: E402
+from harness import largest  # noqa: E402
 
 import kmtl  # noqa: E402
+from kmtl.data.ae_synth import EMBEDDING_DIM  # noqa: E402
+from kmtl.data.ae_synth import EVAL_SEED  # noqa: E402
+from kmtl.data.ae_synth import NUM_DENSE  # noqa: E402
+from kmtl.data.ae_synth import TRAIN_SEED  # noqa: E402
+from kmtl.data.ae_synth import VOCABULARY_SIZES  # noqa: E402
+from kmtl.data.ae_synth import AESynthData  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_features  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_labels  # noqa: E402
+from kmtl.data.ae_synth import ae_synth_spec  # noqa: E402
+from kmtl.data.ae_synth import make_ae_synth  # noqa: E402
 from kmtl.training.speed import BATCH_SIZE  # noqa: E402
-from kmtl.training.speed import EMBEDDING_DIM  # noqa: E402
-from kmtl.training.speed import EVAL_SEED  # noqa: E402
 from kmtl.training.speed import LEARNING_RATE  # noqa: E402
-from kmtl.training.speed import NOISY_LOAD  # noqa: E402
-from kmtl.training.speed import NUM_DENSE  # noqa: E402
 from kmtl.training.speed import SPEC_HPARAMS  # noqa: E402
-from kmtl.training.speed import TRAIN_SEED  # noqa: E402
-from kmtl.training.speed import VOCABULARY_SIZES  # noqa: E402
-from kmtl.training.speed import AESynthData  # noqa: E402
 from kmtl.training.speed import EpochTimer  # noqa: E402
-from kmtl.training.speed import OtherLoad  # noqa: E402
-from kmtl.training.speed import ae_synth_features  # noqa: E402
-from kmtl.training.speed import ae_synth_labels  # noqa: E402
-from kmtl.training.speed import ae_synth_spec  # noqa: E402
-from kmtl.training.speed import bench_lock  # noqa: E402
-from kmtl.training.speed import make_ae_synth  # noqa: E402
 
 SERVING_BATCHES = (1, 256)
 SERVING_WARMUP_CALLS = 20
 SERVING_TIMED_CALLS = 300
 KERAS_BASELINE = "keras_mmoe"
 # The SPEC.md dimensions of the models this script compares with the
-# anchors (kmtl.training.speed's table, which `kmtl benchmark speed` uses).
+# anchors (kmtl.training.speed's, which `kmtl benchmark speed` uses).
 MODEL_HPARAMS = SPEC_HPARAMS
 
 # SPEC.md anchors: (train ex/s, predict ex/s) per peer.
@@ -135,7 +137,7 @@ ANCHOR_MODEL = {KERAS_BASELINE: "mmoe"}
 # === Data ===
 
 
-# The workload's generator, spec, inputs and labels are kmtl.training.speed's
+# The workload's generator, spec, inputs and labels are kmtl.data.ae_synth's
 # (`make_ae_synth`, `ae_synth_spec`, `ae_synth_features`, `ae_synth_labels`).
 
 
@@ -291,12 +293,7 @@ def time_serving(
             loads.append(load.share)
             p50, p99 = np.percentile(times * 1e3, [50, 99])
             latencies[batch] = (float(p50), float(p99))
-    return latencies, _largest(loads)
-
-
-def _largest(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None
+    return latencies, largest(loads)
 
 
 @dataclasses.dataclass
@@ -395,7 +392,7 @@ def measure(
             print(
                 f"  serving batch {batch}: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
             )
-    result.other_load = _largest(loads)
+    result.other_load = largest(loads)
     if result.other_load is not None:
         note = "  <- noisy" if result.other_load > NOISY_LOAD else ""
         print(
@@ -527,7 +524,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--serving", action="store_true")
     parser.add_argument("--keras-baseline", action="store_true")
-    parser.add_argument("--lock", default="/tmp/kmtl-bench.lock")
+    parser.add_argument("--lock", default=DEFAULT_LOCK)
     parser.add_argument("--json", default=None, help="write results here")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]

@@ -1,5 +1,6 @@
 """The speed benchmark: `kmtl benchmark speed` and kmtl.training.speed."""
 
+import contextlib
 import json
 import math
 
@@ -7,14 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmtl.cli import main
+from kmtl.data.ae_synth import ae_synth_spec
+from kmtl.data.ae_synth import make_ae_synth
 from kmtl.models import registry
 from kmtl.training.speed import COLUMNS
-from kmtl.training.speed import VOCABULARY_SIZES
-from kmtl.training.speed import ae_synth_features
-from kmtl.training.speed import ae_synth_spec
-from kmtl.training.speed import make_ae_synth
 from kmtl.training.speed import run_speed
+from kmtl.training.speed import time_model
 
 ROWS, EVAL_ROWS, EPOCHS = 4096, 2048, 2
 # A multi-task model, the ESMM chain (its own `ctcvr` output and labels)
@@ -31,7 +30,6 @@ def table(tmp_path_factory):
         eval_rows=EVAL_ROWS,
         epochs=EPOCHS,
         out=out,
-        lock=None,
         verbose=False,
     )
     return result, out
@@ -97,58 +95,29 @@ def test_model_rejecting_the_spec_is_skipped_with_its_reason(
         "needs_levels",
         registry.ModelEntry("needs_levels", build_needs_levels, "test"),
     )
-    result = run_speed(["needs_levels"], rows=64, eval_rows=64, lock=None)
-    assert "SKIPPED: needs_levels: the spec has no hierarchy levels" in (
-        capsys.readouterr().out
+    result = run_speed(["needs_levels"], rows=64, eval_rows=64)
+    assert (
+        "SKIPPED: Model 'needs_levels': needs_levels: the spec has no "
+        "hierarchy levels" in capsys.readouterr().out
     )
     row = result.iloc[0]
-    assert row.note.startswith("skipped: needs_levels")
+    assert row.note.startswith("skipped: Model 'needs_levels': needs_levels")
     assert math.isnan(row.train_examples_per_s)
     assert math.isnan(row.predict_examples_per_s)
 
 
-def test_workload_follows_the_spec():
-    data = make_ae_synth(20_000, seed=0)
-    again = make_ae_synth(20_000, seed=0)
-    np.testing.assert_array_equal(data.ids, again.ids)
-    assert data.ids.shape == (20_000, 16)
-    assert data.dense.shape == (20_000, 63)
-    assert data.dense.dtype == np.float32
-    assert (data.ids >= 0).all()
-    assert (data.ids < np.asarray(VOCABULARY_SIZES)).all()
-    # u**3 skews ids small: a quarter of the vocabulary holds u < 0.63.
-    assert (data.ids[:, 0] < 25_000).mean() == pytest.approx(0.63, abs=0.02)
-    shares = np.bincount(data.scenario, minlength=4) / len(data)
-    np.testing.assert_allclose(shares, [0.4, 0.3, 0.2, 0.1], atol=0.015)
-    assert (data.conversion <= data.click).all()
-    assert 0.03 < data.click.mean() < 0.15
-    features = ae_synth_features(data, ae_synth_spec())
-    assert features["dense"].shape == (20_000, 63)
-    assert set(features) == {*(f"c{i}" for i in range(16)), "dense", "scenario"}
-
-
-def test_cli_prints_the_table(tmp_path, capsys):
+def test_cli_prints_the_table(tmp_path, kmtl_cli):
     out = tmp_path / "speed.json"
-    code = main(
-        [
-            "benchmark",
-            "speed",
-            "--models",
-            "shared_bottom",
-            "--rows",
-            str(ROWS),
-            "--eval-rows",
-            str(EVAL_ROWS),
-            "--epochs",
-            str(EPOCHS),
-            "--lock",
-            "",
-            "--out",
-            str(out),
-        ]
+    code, printed, _ = kmtl_cli(
+        "benchmark",
+        "speed",
+        models="shared_bottom",
+        rows=ROWS,
+        eval_rows=EVAL_ROWS,
+        epochs=EPOCHS,
+        out=out,
     )
     assert code == 0
-    printed = capsys.readouterr().out
     assert "| model | train ex/s | predict ex/s |" in printed
     assert "| shared_bottom |" in printed
     written = json.loads(out.read_text())
@@ -159,16 +128,19 @@ def test_cli_prints_the_table(tmp_path, capsys):
     assert len(row["epoch_seconds"]) == EPOCHS
 
 
-def test_cli_unknown_model_is_an_error(capsys):
-    code = main(["benchmark", "speed", "--models", "no_such_model"])
+def test_cli_unknown_model_is_an_error(kmtl_cli):
+    code, _, err = kmtl_cli("benchmark", "speed", models="no_such_model")
     assert code == 2
-    assert "no_such_model" in capsys.readouterr().err
+    assert "no_such_model" in err
 
 
-def test_lazy_adam_option_trains():
-    from kmtl.training.speed import ae_synth_spec
-    from kmtl.training.speed import make_ae_synth
-    from kmtl.training.speed import time_model
+def test_lazy_adam_option_trains_and_watch_wraps_each_timed_part():
+    entered = []
+
+    @contextlib.contextmanager
+    def watch():
+        entered.append(len(entered))
+        yield
 
     result = time_model(
         "shared_bottom",
@@ -176,8 +148,9 @@ def test_lazy_adam_option_trains():
         make_ae_synth(4096, 0),
         make_ae_synth(1024, 1),
         epochs=2,
-        lock=None,
         optimizer="lazy_adam",
+        watch=watch,
     )
     assert result.skipped is None
     assert result.train_rate > 0 and result.predict_rate > 0
+    assert entered == [0, 1]  # the fit epochs, then the timed predict

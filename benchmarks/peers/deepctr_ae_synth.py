@@ -11,8 +11,9 @@ Usage (the driver calls it; by hand only to debug):
         --data ae_synth.npz --model mmoe [--epochs 3] [--metrics auc|none]
         [--lock /tmp/kmtl-bench.lock] [--export DIR]
 
-`--data` is the `.npz` the driver writes (`train_ids`, `train_dense`,
-`train_click`, `train_conversion`, `eval_ids`, `eval_dense`). The models
+`--data` is the `.npz` the driver writes (`vocabulary_sizes`,
+`train_ids`, `train_dense`, `train_click`, `train_conversion`, `eval_ids`,
+`eval_dense`). The models
 take SPEC.md's dimensions with DeepCTR's own defaults elsewhere (one input
 per field: 16 `SparseFeat` ids embedded in 16 dimensions, 63 scalar
 `DenseFeat`s). Training is `model.fit` on NumPy dicts at batch 2048,
@@ -47,20 +48,18 @@ from deepctr.models import MMOE  # noqa: E402
 from deepctr.models import PLE  # noqa: E402
 from deepctr.models import SharedBottom  # noqa: E402
 
-VOCABULARY_SIZES = (
-    100000, 50000, 20000, 10000, 5000, 2000, 1000, 500,
-    200, 100, 50, 20, 10, 10, 5, 3,
-)  # fmt: skip
 EMBEDDING_DIM = 16
 BATCH_SIZE = 2048
 MODELS = ("shared_bottom", "mmoe", "ple", "esmm")
 
 
-def feature_columns(num_dense: int) -> list:
+def feature_columns(vocabulary_sizes: np.ndarray, num_dense: int) -> list:
     """SPEC.md's inputs as DeepCTR declares them: one per field."""
     return [
-        SparseFeat(f"c{i}", vocabulary_size=size, embedding_dim=EMBEDDING_DIM)
-        for i, size in enumerate(VOCABULARY_SIZES)
+        SparseFeat(
+            f"c{i}", vocabulary_size=int(size), embedding_dim=EMBEDDING_DIM
+        )
+        for i, size in enumerate(vocabulary_sizes)
     ] + [DenseFeat(f"d{i}", 1) for i in range(num_dense)]
 
 
@@ -153,7 +152,10 @@ def run(args: argparse.Namespace) -> dict:
     )
     eval_x = inputs(arrays["eval_ids"], arrays["eval_dense"])
     tf.keras.utils.set_random_seed(0)
-    model = build(args.model, feature_columns(arrays["train_dense"].shape[1]))
+    columns = feature_columns(
+        arrays["vocabulary_sizes"], arrays["train_dense"].shape[1]
+    )
+    model = build(args.model, columns)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(1e-3),
         loss="binary_crossentropy",

@@ -1,26 +1,25 @@
-"""The speed benchmark: training and prediction examples/s of every
-registered model on the shared "ae-synth" workload
-(`/work/shared/bench/SPEC.md`).
+"""The speed benchmark behind `kmtl benchmark speed`: training and
+prediction examples/s of every registered model on the ae-synth workload
+(`kmtl.data.ae_synth`).
 
-The workload (AliExpress-like): 16 categorical ids with skewed vocabularies
-from 100,000 down to 3, 63 raw N(0, 1) floats in one vector feature, a
-scenario id in 0..3 (a `ScenarioSpec` column, which the multi-scenario
-models read) and two labels, click and conversion (a conversion needs a
-click). Every field is embedded in 16 dimensions.
+It times with `time.perf_counter` only. What belongs to one machine (a
+lock that keeps timed runs from overlapping, the CPU share other processes
+take meanwhile) stays outside the package: `time_model` takes a `watch`
+that is entered around each timed part, and the benchmark scripts of
+kmtl's source repository pass theirs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
 import os
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,26 +27,20 @@ from typing import Any
 import keras
 import numpy as np
 
-from kmtl.data.synthetic import sigmoid
+from kmtl.data.ae_synth import EVAL_SEED
+from kmtl.data.ae_synth import TRAIN_SEED
+from kmtl.data.ae_synth import AESynthData
+from kmtl.data.ae_synth import ae_synth_features
+from kmtl.data.ae_synth import ae_synth_labels
+from kmtl.data.ae_synth import ae_synth_spec
+from kmtl.data.ae_synth import make_ae_synth
+from kmtl.features.spec import FeatureSpec
 
-VOCABULARY_SIZES = (
-    100000, 50000, 20000, 10000, 5000, 2000, 1000, 500,
-    200, 100, 50, 20, 10, 10, 5, 3,
-)  # fmt: skip
-NUM_DENSE = 63
-EMBEDDING_DIM = 16
-SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
 BATCH_SIZE = 2048
 LEARNING_RATE = 1e-3
 OPTIMIZERS = ("adam", "fused_adam", "lazy_adam")
-TRAIN_SEED = 0
-EVAL_SEED = 1
-DEFAULT_LOCK = "/tmp/kmtl-bench.lock"
-# Above this share of the machine's CPU used by other processes during a
-# timed part, a figure is flagged as noisy.
-NOISY_LOAD = 0.05
 
-# The SPEC.md dimensions of the models it names; every other model runs
+# The workload's dimensions of the models it names; every other model runs
 # with its builder's defaults (on the spec's embedding dim of 16).
 SPEC_HPARAMS: dict[str, dict[str, Any]] = {
     "shared_bottom": {"bottom_units": (256, 128), "tower_units": (64,)},
@@ -75,284 +68,11 @@ COLUMNS = (
     "eval_rows",
     "batch_size",
     "epochs",
-    "other_load",
     "note",
 )
 
 
-# === Workload ===
-
-
-@dataclasses.dataclass(frozen=True)
-class AESynthData:
-    """One ae-synth set: the raw columns and the labels.
-
-    Args:
-        ids: int64 `[N, 16]`. The categorical ids c0..c15.
-        dense: float32 `[N, 63]`. The floats d0..d62.
-        scenario: int64 `[N]`. Scenario ids in 0..3.
-        click: int64 `[N]`. 0/1.
-        conversion: int64 `[N]`. 0/1, and 0 wherever `click` is 0.
-        ctr: float64 `[N]`. The true click probability (the oracle).
-    """
-
-    ids: np.ndarray
-    dense: np.ndarray
-    scenario: np.ndarray
-    click: np.ndarray
-    conversion: np.ndarray
-    ctr: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.scenario)
-
-
-def make_ae_synth(rows: int, seed: int) -> AESynthData:
-    """Draws `rows` rows of the ae-synth workload.
-
-    ids `= min(vocab - 1, floor(vocab * u**3))` with `u ~ U(0, 1)`; the
-    floats `~ N(0, 1)`; scenarios with probabilities 0.4, 0.3, 0.2, 0.1;
-    `click ~ Bernoulli(sigmoid(-3 + 0.8 d0 + 0.5 d1 + 0.3 [c15 == 1]
-    + 0.2 (scenario - 1.5)))`; `conversion = click * Bernoulli(sigmoid(-2
-    + 0.6 d2 + 0.4 d0))`. Draw order (NumPy PCG64 seeded `seed`): the id
-    uniforms `[rows, 16]`, the floats `[rows, 63]`, the scenarios, then
-    the click and the conversion uniforms.
-
-    Args:
-        rows: int. Number of rows (SPEC.md: 200,000 for training with seed
-            0, 50,000 for prediction with seed 1).
-        seed: int. The generator's seed.
-
-    Returns:
-        `AESynthData`.
-
-    Example:
-
-    ```python
-    data = make_ae_synth(4096, seed=0)
-    data.ids.shape  # (4096, 16)
-    ```
-    """
-    if rows < 1:
-        raise ValueError(f"`rows` must be at least 1. Received: rows={rows}")
-    rng = np.random.default_rng(seed)
-    vocab = np.asarray(VOCABULARY_SIZES, dtype=np.int64)
-    u = rng.random((rows, len(vocab)))
-    ids = np.minimum(vocab - 1, np.floor(vocab * u**3).astype(np.int64))
-    dense = rng.standard_normal((rows, NUM_DENSE), dtype=np.float32)
-    scenario = rng.choice(len(SCENARIO_SHARES), size=rows, p=SCENARIO_SHARES)
-    d0, d1, d2 = (dense[:, i].astype(np.float64) for i in range(3))
-    click_logit = (
-        -3.0
-        + 0.8 * d0
-        + 0.5 * d1
-        + 0.3 * (ids[:, 15] == 1)
-        + 0.2 * (scenario - 1.5)
-    )
-    ctr = sigmoid(click_logit)
-    click = rng.random(rows) < ctr
-    converted = rng.random(rows) < sigmoid(-2.0 + 0.6 * d2 + 0.4 * d0)
-    return AESynthData(
-        ids=ids,
-        dense=dense,
-        scenario=scenario.astype(np.int64),
-        click=click.astype(np.int64),
-        conversion=(click & converted).astype(np.int64),
-        ctr=ctr,
-    )
-
-
-def ae_synth_spec(layout: str = "vector", metrics: str = "auc") -> Any:
-    """The `FeatureSpec` of ae-synth.
-
-    16 categorical features `c0..c15` (the SPEC vocabularies), the floats,
-    the scenario column `scenario` (`ScenarioSpec` with values s0..s3, no
-    hierarchy levels), tasks `click` and `conversion`, embedding dim 16.
-
-    Args:
-        layout: str. `"vector"`: the floats are one
-            `NumericalFeature("dense", dim=63)`; `"per_field"`: 63 scalar
-            features `d0..d62`. Defaults to `"vector"`.
-        metrics: str. `"auc"`: the tasks' default metrics (what
-            `kmtl.build` compiles); `"none"`: losses only. Defaults to
-            `"auc"`.
-
-    Returns:
-        `kmtl.FeatureSpec`.
-
-    Example:
-
-    ```python
-    spec = ae_synth_spec()
-    model = kmtl.build("mmoe", spec)
-    ```
-    """
-    from kmtl.features.spec import CategoricalFeature
-    from kmtl.features.spec import FeatureSpec
-    from kmtl.features.spec import NumericalFeature
-    from kmtl.features.spec import ScenarioSpec
-    from kmtl.features.spec import TaskSpec
-
-    if layout not in ("vector", "per_field"):
-        raise ValueError(
-            "`layout` must be 'vector' or 'per_field'. Received: "
-            f"layout={layout!r}"
-        )
-    if metrics not in ("auc", "none"):
-        raise ValueError(
-            f"`metrics` must be 'auc' or 'none'. Received: metrics={metrics!r}"
-        )
-    if layout == "vector":
-        numericals = [NumericalFeature("dense", dim=NUM_DENSE)]
-    else:
-        numericals = [NumericalFeature(f"d{i}") for i in range(NUM_DENSE)]
-    task_metrics = None if metrics == "auc" else ()
-    return FeatureSpec(
-        features=[
-            CategoricalFeature(f"c{i}", vocabulary_size=size)
-            for i, size in enumerate(VOCABULARY_SIZES)
-        ]
-        + numericals,
-        tasks=[
-            TaskSpec("click", metrics=task_metrics),
-            TaskSpec("conversion", metrics=task_metrics),
-        ],
-        scenario=ScenarioSpec(
-            "scenario", values=[f"s{i}" for i in range(len(SCENARIO_SHARES))]
-        ),
-        embedding_dim=EMBEDDING_DIM,
-    )
-
-
-def ae_synth_features(data: AESynthData, spec: Any) -> dict[str, np.ndarray]:
-    """The model inputs of `spec` (from `ae_synth_spec`), checked and
-    converted by `kmtl.data.check_features`.
-
-    Args:
-        data: `AESynthData`.
-        spec: `FeatureSpec` from `ae_synth_spec` (either layout).
-
-    Returns:
-        dict input name -> array.
-
-    Example:
-
-    ```python
-    features = ae_synth_features(make_ae_synth(100, 0), ae_synth_spec())
-    ```
-    """
-    from kmtl.data.pandas import check_features
-
-    columns: dict[str, np.ndarray] = {
-        f"c{i}": data.ids[:, i] for i in range(len(VOCABULARY_SIZES))
-    }
-    if "dense" in spec.input_names:
-        columns["dense"] = data.dense
-    else:
-        columns.update({f"d{i}": data.dense[:, i] for i in range(NUM_DENSE)})
-    columns["scenario"] = data.scenario
-    return check_features(columns, spec)
-
-
-def ae_synth_labels(
-    data: AESynthData, tasks: Sequence[Any]
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Labels and sample weights of a model's output tasks.
-
-    Args:
-        data: `AESynthData`.
-        tasks: the model's tasks (`kmtl.model_tasks(name, spec)`; ESMM's
-            include `ctcvr`).
-
-    Returns:
-        (labels, sample_weights), dicts task name -> float32 `[N]`.
-
-    Example:
-
-    ```python
-    labels, weights = ae_synth_labels(data, kmtl.model_tasks("esmm", spec))
-    ```
-    """
-    import pandas as pd
-
-    from kmtl.data.pandas import labels_from_dataframe
-
-    frame = pd.DataFrame({"click": data.click, "conversion": data.conversion})
-    return labels_from_dataframe(frame, tasks)
-
-
 # === Timing ===
-
-
-@contextlib.contextmanager
-def bench_lock(path: str | None) -> Iterator[None]:
-    """Holds an exclusive `flock` on `path` (waiting for it if needed), so
-    that two timed benchmark runs on the machine never overlap.
-
-    Args:
-        path: str. The lock file; `None` takes no lock.
-
-    Example:
-
-    ```python
-    with bench_lock("/tmp/kmtl-bench.lock"):
-        model.fit(ds, epochs=3)
-    ```
-    """
-    if path is None:
-        yield
-        return
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"  (waiting for the benchmark lock {path})", flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class OtherLoad:
-    """Share of the machine's CPU time used by other processes while the
-    block runs: `share` is 0 to 1, or `None` where `/proc/stat` is missing.
-
-    Example:
-
-    ```python
-    with OtherLoad() as load:
-        model.predict(ds)
-    print(load.share)
-    ```
-    """
-
-    def __enter__(self) -> OtherLoad:
-        self.share: float | None = None
-        self._start = (_cpu_ticks(), os.times())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        ticks, own = _cpu_ticks(), os.times()
-        if ticks is None or self._start[0] is None:
-            return
-        total = ticks[0] - self._start[0][0]
-        busy = total - (ticks[1] - self._start[0][1])
-        before = self._start[1]
-        mine = (own.user - before.user + own.system - before.system) * (
-            os.sysconf("SC_CLK_TCK")
-        )
-        self.share = max(0.0, (busy - mine) / total) if total > 0 else 0.0
-
-
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(all, idle + iowait) clock ticks of the machine since boot."""
-    try:
-        with open("/proc/stat") as handle:
-            values = [int(v) for v in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return sum(values), values[3] + values[4]
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -401,8 +121,6 @@ class SpeedResult:
         params: int. Parameter count (0 when skipped).
         epoch_seconds: list of float. Wall time of each training epoch.
         predict_seconds: float. One timed `predict` pass (NaN if skipped).
-        other_load: float or None. Largest share of the CPU other
-            processes used while timing.
         skipped: str or None. Why the model did not run.
     """
 
@@ -415,7 +133,6 @@ class SpeedResult:
     params: int = 0
     epoch_seconds: list[float] = dataclasses.field(default_factory=list)
     predict_seconds: float = math.nan
-    other_load: float | None = None
     skipped: str | None = None
 
     @property
@@ -434,10 +151,6 @@ class SpeedResult:
 
     def row(self) -> dict[str, Any]:
         """The result as one row of the `COLUMNS` table."""
-        note = self.skipped and f"skipped: {self.skipped}"
-        if note is None and self.other_load is not None:
-            if self.other_load > NOISY_LOAD:
-                note = f"noisy: others used {self.other_load:.0%} of the CPU"
         return {
             "model": self.model,
             "train_examples_per_s": self.train_rate,
@@ -447,14 +160,8 @@ class SpeedResult:
             "eval_rows": self.eval_rows,
             "batch_size": self.batch_size,
             "epochs": self.epochs,
-            "other_load": self.other_load,
-            "note": note or "",
+            "note": f"skipped: {self.skipped}" if self.skipped else "",
         }
-
-
-def _largest(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None
 
 
 def _optimizer(name: str) -> keras.optimizers.Optimizer:
@@ -475,17 +182,17 @@ def _optimizer(name: str) -> keras.optimizers.Optimizer:
 
 def time_model(
     name: str,
-    spec: Any,
+    spec: FeatureSpec,
     train: AESynthData,
     evaluation: AESynthData,
     *,
     epochs: int = 3,
     batch_size: int = BATCH_SIZE,
     hparams: dict[str, Any] | None = None,
-    lock: str | None = DEFAULT_LOCK,
     train_features: dict[str, np.ndarray] | None = None,
     eval_features: dict[str, np.ndarray] | None = None,
     optimizer: str = "adam",
+    watch: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> SpeedResult:
     """Builds one model, times `epochs` epochs of `fit` and one `predict`
     pass (after an untimed warm-up pass).
@@ -508,8 +215,6 @@ def time_model(
         batch_size: int. Defaults to 2048.
         hparams: dict. The model's hyperparameters. Defaults to
             `SPEC_HPARAMS.get(name, {})`.
-        lock: str. `flock` file held while timing; `None` for none.
-            Defaults to `/tmp/kmtl-bench.lock`.
         train_features, eval_features: dicts. The inputs of `train` and
             `evaluation`, when already converted. Defaults to converting.
         optimizer: str. `"adam"` (Keras's, what `kmtl.build` compiles
@@ -517,6 +222,10 @@ def time_model(
             `"lazy_adam"`
             (`kmtl.training.LazyAdam`, row-wise embedding updates), at
             learning rate 1e-3. Defaults to `"adam"`.
+        watch: callable. Called before each timed part (the `fit` epochs,
+            then the timed `predict` pass); the context manager it returns
+            is entered around that part, e.g. to measure the machine's
+            load meanwhile. Defaults to none.
 
     Returns:
         `SpeedResult`.
@@ -563,23 +272,22 @@ def time_model(
     train_ds = batched_dataset((train_features, labels, weights), batch_size)
     eval_ds = batched_dataset(eval_features, batch_size)
     result.params = model.count_params()
+    watch = watch or contextlib.nullcontext
     timer = EpochTimer()
-    with bench_lock(lock):
-        with OtherLoad() as train_load:
-            model.fit(
-                train_ds,
-                epochs=epochs,
-                shuffle=False,
-                verbose=0,
-                callbacks=[timer],
-            )
+    with watch():
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            shuffle=False,
+            verbose=0,
+            callbacks=[timer],
+        )
+    model.predict(eval_ds, verbose=0)
+    with watch():
+        start = time.perf_counter()
         model.predict(eval_ds, verbose=0)
-        with OtherLoad() as predict_load:
-            start = time.perf_counter()
-            model.predict(eval_ds, verbose=0)
-            result.predict_seconds = time.perf_counter() - start
+        result.predict_seconds = time.perf_counter() - start
     result.epoch_seconds = timer.seconds
-    result.other_load = _largest([train_load.share, predict_load.share])
     return result
 
 
@@ -607,20 +315,15 @@ def format_speed_table(table: Any) -> str:
 
     lines = [
         "| model | train ex/s | predict ex/s | params | rows | eval rows "
-        "| batch | epochs | other load | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| batch | epochs | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in table.itertuples(index=False):
-        load = (
-            ""
-            if row.other_load is None or not math.isfinite(row.other_load)
-            else f"{row.other_load:.0%}"
-        )
         lines.append(
             f"| {row.model} | {rate(row.train_examples_per_s)} "
             f"| {rate(row.predict_examples_per_s)} | {row.params:,} "
             f"| {row.train_rows:,} | {row.eval_rows:,} | {row.batch_size} "
-            f"| {row.epochs} | {load} | {row.note} |"
+            f"| {row.epochs} | {row.note} |"
         )
     return "\n".join(lines)
 
@@ -633,17 +336,16 @@ def run_speed(
     epochs: int = 3,
     batch_size: int = BATCH_SIZE,
     out: str | os.PathLike | None = None,
-    lock: str | None = DEFAULT_LOCK,
     verbose: bool = True,
     optimizer: str = "adam",
 ) -> Any:
     """Times training and prediction of each model on ae-synth.
 
     The training set has `rows` rows (seed 0), the prediction set
-    `eval_rows` (seed 1). Models named in `SPEC_HPARAMS` get SPEC.md's
-    dimensions; the others run with their defaults. A model whose builder
-    rejects the workload's spec is skipped with the reason, printed and
-    kept in the table's `note`.
+    `eval_rows` (seed 1). Models named in `SPEC_HPARAMS` get the
+    workload's dimensions; the others run with their defaults. A model
+    whose builder rejects the workload's spec is skipped with the reason,
+    printed and kept in the table's `note`.
 
     Args:
         models: list of registered model names. Defaults to all of
@@ -655,8 +357,6 @@ def run_speed(
         out: str or path. Also write the table: `.csv` as CSV, `.json` as
             JSON with the configuration, per-epoch times and versions.
             Defaults to writing nothing.
-        lock: str. `flock` file held while timing; `None` for none.
-            Defaults to `/tmp/kmtl-bench.lock`.
         verbose: bool. Print each model's figures as it finishes.
             Defaults to `True`.
         optimizer: str. `"adam"`, `"fused_adam"` or `"lazy_adam"` (see
@@ -738,7 +438,6 @@ def run_speed(
             evaluation,
             epochs=epochs,
             batch_size=batch_size,
-            lock=lock,
             train_features=train_features,
             eval_features=eval_features,
             optimizer=optimizer,
@@ -764,7 +463,7 @@ def run_speed(
     elif suffix == ".json":
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         config = {
-            "workload": "ae-synth (/work/shared/bench/SPEC.md)",
+            "workload": "ae-synth",
             "rows": rows,
             "eval_rows": eval_rows,
             "epochs": epochs,
