@@ -33,6 +33,10 @@ def batched_dataset(
     Returns:
         A prefetched `tf.data.Dataset` of the same nest, batched.
 
+    Raises:
+        ValueError: the data has no rows (`fit` on an empty dataset fails
+            far from the cause).
+
     Example:
 
     >>> ds = batched_dataset({"x": np.arange(5)}, batch_size=2)
@@ -43,6 +47,11 @@ def batched_dataset(
 
     columns = tf.nest.map_structure(tf.convert_to_tensor, data)
     rows = int(tf.nest.flatten(columns)[0].shape[0])
+    if rows == 0:
+        raise ValueError(
+            "batched_dataset: the data is empty; a dataset needs at least "
+            "one row. Received: 0 rows"
+        )
 
     def take(index: Any) -> Any:
         return tf.nest.map_structure(lambda t: tf.gather(t, index), columns)

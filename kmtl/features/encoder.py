@@ -16,6 +16,7 @@ from kmtl.features.spec import CategoricalFeature
 from kmtl.features.spec import FeatureSpec
 from kmtl.features.spec import NumericalFeature
 from kmtl.features.spec import SequenceFeature
+from kmtl.layers.scenario_index import check_scenario_ids
 
 
 @keras.saving.register_keras_serializable(package="kmtl")
@@ -35,8 +36,13 @@ class FeatureEncoder(keras.layers.Layer):
     - sequences `[B, L]` are embedded id by id and mean- or sum-pooled over
       the non-padding positions (padding is `-1` or `""`); a sequence with
       `shared_with` reads the rows of that categorical feature;
+    - integer ids are compared with the vocabulary at their full (int64)
+      width before they become int32 rows, so a 64-bit id such as
+      `2**32 + 3` is OOV, not id 3;
     - numericals are normalised, `(x - mean) / sqrt(variance)`, and
-      concatenated.
+      concatenated. A missing numerical (NaN or +-inf) is filled with the
+      feature's mean, i.e. 0 after normalisation (0 for a raw feature), and
+      flagged 0 in `"dense_mask"`.
 
     String features need the TensorFlow backend (the lookup tables are TF
     ops); integer and float features work on every backend.
@@ -53,7 +59,9 @@ class FeatureEncoder(keras.layers.Layer):
     Returns:
         dict with `"fields"`: `[B, F, D]` embeddings of the categorical then
         sequence features in spec order (F may be 0); `"dense"`: `[B, Dd]`
-        normalised numericals (absent when there are none); `"scenario"`:
+        normalised numericals, missing values filled (absent when there are
+        none); `"dense_mask"`: `[B, Dd]` floats, 1 where the numerical was
+        present and 0 where it was missing (with `"dense"`); `"scenario"`:
         `[B]` int32 scenario index (absent without a scenario), checked to
         be in range on the TensorFlow backend with an error naming the
         column; `"levels"`: `[B, L]` int32 ids of the scenario hierarchy
@@ -70,7 +78,7 @@ class FeatureEncoder(keras.layers.Layer):
         tasks=[kmtl.TaskSpec("ctr", label="click")],
     )
     x = kmtl.inputs(spec)
-    encoded = kmtl.layers.FeatureEncoder(spec)(x)
+    encoded = kmtl.features.FeatureEncoder(spec)(x)
     encoded["fields"].shape  # (None, 1, 16)
     encoded["dense"].shape  # (None, 1)
     ```
@@ -159,7 +167,8 @@ class FeatureEncoder(keras.layers.Layer):
         if owner.name in self._lookups:
             local = self._lookups[owner.name](raw)
         else:
-            raw = ops.cast(raw, "int32")
+            # Compare at the input's own (int64) width, then cast: a cast
+            # first would wrap 2**32 + 3 to 3, a valid id.
             in_range = ops.logical_and(
                 ops.greater_equal(raw, 0),
                 ops.less(raw, owner.vocabulary_size),
@@ -196,7 +205,7 @@ class FeatureEncoder(keras.layers.Layer):
             batch = ops.shape(next(iter(inputs.values())))[0]
             out["fields"] = ops.zeros((batch, 0, self.embedding_dim))
         if self.dense_names:
-            out["dense"] = self._dense(inputs)
+            out["dense"], out["dense_mask"] = self._dense(inputs)
         scenario = self.spec.scenario
         if scenario is not None:
             out["scenario"] = check_scenario_ids(
@@ -240,9 +249,15 @@ class FeatureEncoder(keras.layers.Layer):
             return embedded
         return ops.concatenate(fields, axis=1)
 
-    def _dense(self, inputs: Mapping[str, Any]) -> Any:
+    def _dense(self, inputs: Mapping[str, Any]) -> tuple[Any, Any]:
         """The numericals side by side, normalised in one affine op (many
-        scalar inputs cost one op, not one per column)."""
+        scalar inputs cost one op, not one per column), and their mask.
+
+        Returns:
+            (dense, mask): `[B, Dd]` values with every non-finite one
+            replaced by its feature's mean (0 once normalised), and `[B, Dd]`
+            1.0 where the value was finite, else 0.0.
+        """
         parts, means, scales = [], [], []
         for name in self.dense_names:
             feature: NumericalFeature = self.spec.feature(name)
@@ -257,9 +272,11 @@ class FeatureEncoder(keras.layers.Layer):
             scales.append(np.broadcast_to(scale, (feature.dim,)))
         x = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
         mean, scale = np.concatenate(means), np.concatenate(scales)
+        present = ops.isfinite(x)
         if np.any(mean != 0.0) or np.any(scale != 1.0):
             x = (x - mean) * scale
-        return x
+        x = ops.where(present, x, ops.zeros_like(x))
+        return x, ops.cast(present, self.compute_dtype)
 
     def _check_inputs(self, inputs: Mapping[str, Any]) -> None:
         if not isinstance(inputs, Mapping):
@@ -283,9 +300,10 @@ class FeatureEncoder(keras.layers.Layer):
             )
         }
         if self.dense_names:
-            out["dense"] = keras.KerasTensor(
-                (batch, self.dense_dim), dtype=self.compute_dtype
-            )
+            for key in ("dense", "dense_mask"):
+                out[key] = keras.KerasTensor(
+                    (batch, self.dense_dim), dtype=self.compute_dtype
+                )
         if self.spec.scenario is not None:
             out["scenario"] = keras.KerasTensor((batch,), dtype="int32")
             if self.spec.scenario.levels:
@@ -308,37 +326,3 @@ class FeatureEncoder(keras.layers.Layer):
             }
         )
         return config
-
-
-def check_scenario_ids(ids: Any, num_scenarios: int, column: str) -> Any:
-    """Casts scenario ids to int32 and, on the TensorFlow backend, fails
-    with an error naming `column` when one is outside `[0, num_scenarios)`.
-
-    A served model answers such a request with `InvalidArgument`. Other
-    backends cannot raise on tensor values inside a compiled function;
-    `kmtl.data` checks the ids before they reach the model there.
-
-    Args:
-        ids: int tensor `[B]`. Scenario indices.
-        num_scenarios: int. Number of scenarios.
-        column: str. The scenario column, for the message.
-
-    Returns:
-        The ids as int32, unchanged.
-    """
-    ids = ops.cast(ids, "int32")
-    if keras.backend.backend() != "tensorflow":
-        return ids
-    import tensorflow as tf
-
-    ok = tf.reduce_all(
-        tf.logical_and(ids >= 0, ids < num_scenarios), name="scenario_ok"
-    )
-    message = (
-        f"Scenario column {column} must hold ids in [0, {num_scenarios}); "
-        "received:"
-    )
-    with tf.control_dependencies(
-        [tf.debugging.Assert(ok, [message, ids], summarize=16)]
-    ):
-        return tf.identity(ids)

@@ -49,7 +49,7 @@ def inputs(spec: FeatureSpec) -> dict[str, keras.KerasTensor]:
 
     ```python
     x = kmtl.inputs(spec)
-    encoded = kmtl.layers.FeatureEncoder(spec)(x)
+    encoded = kmtl.features.FeatureEncoder(spec)(x)
     ```
     """
     return {

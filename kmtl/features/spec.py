@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import re
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -73,6 +74,41 @@ def _check_positive_int(owner: str, arg: str, value: Any) -> None:
         )
 
 
+def _check_optional_str(owner: str, arg: str, value: Any) -> None:
+    """`value` is `None` or a non-empty string."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(
+            f"{owner}: `{arg}` must be a non-empty string or None. "
+            f"Received: {arg}={value!r}"
+        )
+
+
+def _check_str_list(owner: str, arg: str, value: Any) -> tuple[str, ...]:
+    """`value` is a list (or tuple) of non-empty strings; returns a tuple."""
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v for v in value
+    ):
+        raise ValueError(
+            f"{owner}: `{arg}` must be a list of non-empty strings. "
+            f"Received: {arg}={value!r}"
+        )
+    return tuple(value)
+
+
+def _vocabulary_entry(value: Any) -> str | None:
+    """A vocabulary entry as a string, or `None` when it cannot be one
+    (missing values, containers, booleans, non-finite numbers)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        return str(value)
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class CategoricalFeature:
     """A categorical column, embedded as one field.
@@ -80,6 +116,13 @@ class CategoricalFeature:
     Exactly one of `vocabulary_size`, `vocabulary` or `hash_bins` says how raw
     values become ids. Values outside the vocabulary go to one
     out-of-vocabulary (OOV) bucket, never to an error.
+
+    Missing values are normal input: `kmtl.data` turns a missing string
+    (`None`, NaN) into `""` and a missing integer id (NaN in a column that
+    pandas made float) into `-1`, which both land in the OOV bucket (with
+    hashing, in the bin that value hashes to). Keep `""` out of a
+    vocabulary, as `FeatureSpec.from_dataframe` does, or it stands for the
+    missing values too.
 
     Args:
         name: str. The column and input name.
@@ -122,19 +165,25 @@ class CategoricalFeature:
                 f"`vocabulary` or `hash_bins`. Received: {given or 'none'}"
             )
         if self.vocabulary is not None:
-            vocab = tuple(str(v) for v in self.vocabulary)
-            if not vocab or len(set(vocab)) != len(vocab):
+            vocab = (
+                tuple(_vocabulary_entry(v) for v in self.vocabulary)
+                if isinstance(self.vocabulary, (list, tuple, np.ndarray))
+                else ()
+            )
+            if not vocab or None in vocab or len(set(vocab)) != len(vocab):
                 raise ValueError(
                     f"{owner}: `vocabulary` must be a non-empty list of "
-                    f"distinct strings. Received: vocabulary={self.vocabulary}"
+                    "distinct strings (no missing values). "
+                    f"Received: vocabulary={self.vocabulary!r}"
                 )
             object.__setattr__(self, "vocabulary", vocab)
         for arg in ("vocabulary_size", "hash_bins"):
             if getattr(self, arg) is not None:
                 _check_positive_int(owner, arg, getattr(self, arg))
+        _check_optional_str(owner, "group", self.group)
         default = "string" if self.vocabulary is not None else "int64"
-        dtype = self.dtype or default
-        if dtype not in CATEGORICAL_DTYPES:
+        dtype = default if self.dtype is None else self.dtype
+        if not isinstance(dtype, str) or dtype not in CATEGORICAL_DTYPES:
             raise ValueError(
                 f"{owner}: `dtype` must be one of {CATEGORICAL_DTYPES}. "
                 f"Received: dtype={self.dtype!r}"
@@ -168,8 +217,14 @@ class NumericalFeature:
 
     With `mean` and `variance` set, the encoder feeds
     `(x - mean) / sqrt(variance)`; `FeatureSpec.from_dataframe` adapts them
-    from data. A vector feature (`dim > 1`) packs many numericals into one
-    input, which is much cheaper than one input per column.
+    from data, ignoring NaN and infinite values. A vector feature
+    (`dim > 1`) packs many numericals into one input, which is much cheaper
+    than one input per column.
+
+    Missing values are normal input: the encoder replaces a non-finite
+    value (NaN, +-inf) by the feature's `mean` (so it is 0 after
+    normalisation; 0 for a raw feature) and reports it in its
+    `"dense_mask"` output (1 = present, 0 = missing).
 
     Args:
         name: str. The column and input name.
@@ -196,6 +251,7 @@ class NumericalFeature:
         _check_name("feature", self.name)
         owner = f"NumericalFeature {self.name!r}"
         _check_positive_int(owner, "dim", self.dim)
+        _check_optional_str(owner, "group", self.group)
         if (self.mean is None) != (self.variance is None):
             raise ValueError(
                 f"{owner}: give both `mean` and `variance`, or neither. "
@@ -204,11 +260,19 @@ class NumericalFeature:
         if self.mean is None:
             return
         for arg in ("mean", "variance"):
-            value = np.atleast_1d(np.asarray(getattr(self, arg), "float64"))
+            try:
+                value = np.atleast_1d(np.asarray(getattr(self, arg), "float64"))
+            except (TypeError, ValueError):
+                value = None
+            if value is None or isinstance(getattr(self, arg), str):
+                raise ValueError(
+                    f"{owner}: `{arg}` must be a float or a list of floats. "
+                    f"Received: {arg}={getattr(self, arg)!r}"
+                ) from None
             if value.shape not in ((1,), (self.dim,)):
                 raise ValueError(
-                    f"{owner}: `{arg}` must be a float or {self.dim} floats. "
-                    f"Received: {arg} of shape {value.shape}"
+                    f"{owner}: `{arg}` must be a float or `dim`={self.dim} "
+                    f"floats. Received: {arg} of shape {value.shape}"
                 )
             if not np.all(np.isfinite(value)) or (
                 arg == "variance" and np.any(value <= 0)
@@ -272,10 +336,23 @@ class SequenceFeature:
         _check_name("feature", self.name)
         owner = f"SequenceFeature {self.name!r}"
         _check_positive_int(owner, "max_length", self.max_length)
-        if self.combiner not in ("mean", "sum"):
+        if not isinstance(self.combiner, str) or self.combiner not in (
+            "mean",
+            "sum",
+        ):
             raise ValueError(
                 f"{owner}: `combiner` must be 'mean' or 'sum'. "
                 f"Received: combiner={self.combiner!r}"
+            )
+        _check_optional_str(owner, "shared_with", self.shared_with)
+        _check_optional_str(owner, "group", self.group)
+        ids = ("vocabulary_size", "vocabulary", "hash_bins")
+        given = [a for a in ids if getattr(self, a) is not None]
+        if self.shared_with is None and len(given) != 1:
+            raise ValueError(
+                f"{owner}: give exactly one of `vocabulary_size`, "
+                "`vocabulary`, `hash_bins` or `shared_with`. "
+                f"Received: {given or 'none'}"
             )
         if self.shared_with is None:
             ids = CategoricalFeature(
@@ -353,7 +430,7 @@ class ScenarioSpec:
         levels = self.levels
         if isinstance(levels, Mapping):
             levels = tuple(levels.items())
-        if isinstance(levels, str) or not all(
+        if not isinstance(levels, (tuple, list)) or not all(
             isinstance(level, (tuple, list)) and len(level) == 2
             for level in levels
         ):
@@ -364,13 +441,13 @@ class ScenarioSpec:
             )
         checked = []
         for column, values in levels:
-            _check_name("scenario level", column)
+            _check_name("scenario `levels` column", column)
             checked.append((column, _check_values(column, values)))
         names = [self.name] + [column for column, _ in checked]
         if len(set(names)) != len(names):
             raise ValueError(
-                f"ScenarioSpec {self.name!r}: the scenario and level columns "
-                f"must be distinct. Received: {names}"
+                f"ScenarioSpec {self.name!r}: the scenario and level column "
+                f"names must be distinct. Received: {names}"
             )
         object.__setattr__(self, "levels", tuple(checked))
 
@@ -397,17 +474,19 @@ class ScenarioSpec:
 
 def _check_values(column: str, values: Any) -> tuple[str, ...]:
     """Validates the value names of a scenario column or level."""
-    if isinstance(values, str):
-        values = None
-    checked = tuple(str(v) for v in values or ())
-    if not checked or len(set(checked)) != len(checked):
+    ok = (
+        isinstance(values, (list, tuple, np.ndarray))
+        and len(values)
+        and all(isinstance(v, str) and _NAME.match(v) for v in values)
+        and len(set(values)) == len(values)
+    )
+    if not ok:
         raise ValueError(
             f"ScenarioSpec column {column!r}: its values must be a non-empty "
-            f"list of distinct names. Received: values={values!r}"
+            "list of distinct names, each a Python identifier (they name the "
+            f"scenario signatures). Received: values={values!r}"
         )
-    for value in checked:
-        _check_name("scenario value", value)
-    return checked
+    return tuple(str(v) for v in values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,18 +530,23 @@ class TaskSpec:
     def __post_init__(self) -> None:
         _check_name("task", self.name)
         owner = f"TaskSpec {self.name!r}"
-        if self.kind not in TASK_KINDS:
+        if not isinstance(self.kind, str) or self.kind not in TASK_KINDS:
             raise ValueError(
                 f"{owner}: `kind` must be one of {TASK_KINDS}. "
                 f"Received: kind={self.kind!r}"
             )
         label = self.name if self.label is None else self.label
-        labels = (label,) if isinstance(label, str) else tuple(label)
-        if not labels or not all(isinstance(x, str) and x for x in labels):
+        labels = (label,) if isinstance(label, str) else label
+        if (
+            not isinstance(labels, (list, tuple))
+            or not labels
+            or not all(isinstance(x, str) and x for x in labels)
+        ):
             raise ValueError(
-                f"{owner}: `label` must be a column name or a list of them. "
-                f"Received: label={self.label!r}"
+                f"{owner}: `label` must be a column name or a non-empty list "
+                f"of them. Received: label={self.label!r}"
             )
+        labels = tuple(labels)
         object.__setattr__(
             self, "label", labels[0] if len(labels) == 1 else labels
         )
@@ -471,20 +555,28 @@ class TaskSpec:
         elif self.num_classes is not None:
             raise ValueError(
                 f"{owner}: `num_classes` is for multiclass tasks. "
-                f"Received: num_classes={self.num_classes}, kind={self.kind!r}"
+                f"Received: num_classes={self.num_classes!r}, "
+                f"kind={self.kind!r}"
             )
-        weight = float(self.weight)
-        if not math.isfinite(weight) or weight < 0:
+        weight = self.weight
+        if (
+            isinstance(weight, (bool, np.bool_))
+            or not isinstance(weight, numbers.Real)
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
             raise ValueError(
                 f"{owner}: `weight` must be a finite number >= 0. "
                 f"Received: weight={self.weight!r}"
             )
-        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "weight", float(weight))
+        _check_optional_str(owner, "loss", self.loss)
         object.__setattr__(self, "loss", self.loss or DEFAULT_LOSSES[self.kind])
+        _check_optional_str(owner, "sample_space", self.sample_space)
         metrics = (
             DEFAULT_METRICS[self.kind]
             if self.metrics is None
-            else (self.metrics)
+            else _check_str_list(owner, "metrics", self.metrics)
         )
         object.__setattr__(self, "metrics", tuple(metrics))
         if self.sample_space == self.name:
@@ -498,6 +590,19 @@ class TaskSpec:
         """The label columns (one, or several multiplied together)."""
         return (self.label,) if isinstance(self.label, str) else self.label
 
+    def to_dict(self) -> dict[str, Any]:
+        """The task as a JSON-ready dict (`TaskSpec.from_dict` reverses it)."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskSpec:
+        """The task of a dict written by `to_dict` (or read from JSON).
+
+        Raises:
+            ValueError: a key is missing or unknown, or a value is invalid.
+        """
+        return _from_dict(cls, data, "the TaskSpec dict")
+
 
 def _to_dict(obj: Any) -> dict[str, Any]:
     out = {}
@@ -509,15 +614,41 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-def _from_dict(cls: type, data: Mapping[str, Any], what: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known - {"kind"})
+def _check_keys(
+    data: Any, known: Iterable[str], required: Iterable[str], where: str
+) -> None:
+    """`data` is a dict with every required key and no unknown one."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a dict. Received: {where}={data!r}")
+    unknown = [k for k in data if k not in set(known)]
     if unknown:
         raise ValueError(
-            f"Unknown key(s) {unknown} in a {what}; expected some of "
-            f"{sorted(known)}."
+            f"Unknown key(s) {unknown} in {where}; expected some of "
+            f"{sorted(known)}. Received: {where}={dict(data)!r}"
         )
-    return cls(**{k: v for k, v in data.items() if k != "kind"})
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValueError(
+            f"{where} lacks the required key(s) {missing}. "
+            f"Received: {where}={dict(data)!r}"
+        )
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    """Builds a spec dataclass from its dict (see `_to_dict`). A `kind`
+    key that is not a field of `cls` names the feature class and is
+    dropped."""
+    fields = dataclasses.fields(cls)
+    known = {f.name for f in fields}
+    required = [
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    extra = set() if "kind" in known else {"kind"}
+    _check_keys(data, known | extra, required, where)
+    return cls(**{k: v for k, v in data.items() if k not in extra})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -549,23 +680,30 @@ class FeatureSpec:
     embedding_dim: int = 16
 
     def __post_init__(self) -> None:
-        features = tuple(self.features)
-        tasks = tuple(self.tasks)
-        object.__setattr__(self, "features", features)
-        object.__setattr__(self, "tasks", tasks)
-        for f in features:
-            if not isinstance(f, tuple(FEATURE_CLASSES.values())):
-                raise ValueError(
-                    "FeatureSpec: every feature must be a CategoricalFeature, "
-                    f"NumericalFeature or SequenceFeature. Received: {f!r}"
-                )
-        if not features:
+        kinds = tuple(FEATURE_CLASSES.values())
+        if not isinstance(self.features, (list, tuple)) or not all(
+            isinstance(f, kinds) for f in self.features
+        ):
+            raise ValueError(
+                "FeatureSpec: `features` must be a list of "
+                "CategoricalFeature, NumericalFeature or SequenceFeature. "
+                f"Received: features={self.features!r}"
+            )
+        if not self.features:
             raise ValueError("FeatureSpec: `features` is empty.")
-        if not tasks or not all(isinstance(t, TaskSpec) for t in tasks):
+        if (
+            not isinstance(self.tasks, (list, tuple))
+            or not self.tasks
+            or not all(isinstance(t, TaskSpec) for t in self.tasks)
+        ):
             raise ValueError(
                 "FeatureSpec: `tasks` must be a non-empty list of TaskSpec. "
                 f"Received: tasks={self.tasks!r}"
             )
+        features = tuple(self.features)
+        tasks = tuple(self.tasks)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "tasks", tasks)
         _check_positive_int("FeatureSpec", "embedding_dim", self.embedding_dim)
         self._check_unique("feature", [f.name for f in features])
         self._check_unique("task", [t.name for t in tasks])
@@ -590,7 +728,7 @@ class FeatureSpec:
                 raise ValueError(
                     f"Task {task.name!r} has sample_space="
                     f"{task.sample_space!r}, which is not a task of this "
-                    f"spec. Expected one of {task_names}."
+                    f"spec. Expected one of the task names {task_names}."
                 )
             if self.task(task.sample_space).kind != "binary":
                 raise ValueError(
@@ -686,19 +824,49 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        features = []
-        for item in data.get("features", ()):
-            kind = item.get("kind")
-            if kind not in FEATURE_CLASSES:
+        """The spec of a dict written by `to_dict` (or read from JSON).
+
+        Args:
+            data: dict with `features`, `tasks` and optionally `scenario`
+                and `embedding_dim`.
+
+        Returns:
+            A `FeatureSpec`.
+
+        Raises:
+            ValueError: a key is missing or unknown, or a value is invalid;
+                the message names the field.
+        """
+        _check_keys(
+            data,
+            ("features", "tasks", "scenario", "embedding_dim"),
+            ("features", "tasks"),
+            "the FeatureSpec dict",
+        )
+        for key in ("features", "tasks"):
+            if not isinstance(data[key], (list, tuple)):
                 raise ValueError(
-                    f"Feature {item.get('name')!r} has kind {kind!r}; "
-                    f"expected one of {sorted(FEATURE_CLASSES)}."
+                    f"FeatureSpec: `{key}` must be a list of dicts. "
+                    f"Received: {key}={data[key]!r}"
                 )
-            features.append(_from_dict(FEATURE_CLASSES[kind], item, kind))
+        features = []
+        for i, item in enumerate(data["features"]):
+            where = f"features[{i}]"
+            kind = item.get("kind") if isinstance(item, Mapping) else None
+            if not isinstance(kind, str) or kind not in FEATURE_CLASSES:
+                raise ValueError(
+                    f"`{where}` must be a feature dict whose `kind` is one "
+                    f"of {sorted(FEATURE_CLASSES)}. Received: {where}={item!r}"
+                )
+            features.append(_from_dict(FEATURE_CLASSES[kind], item, where))
+        tasks = [
+            _from_dict(TaskSpec, t, f"tasks[{i}]")
+            for i, t in enumerate(data["tasks"])
+        ]
         scenario = data.get("scenario")
         return cls(
             features=features,
-            tasks=[_from_dict(TaskSpec, t, "task") for t in data["tasks"]],
+            tasks=tasks,
             scenario=None
             if scenario is None
             else _from_dict(ScenarioSpec, scenario, "scenario"),
@@ -730,12 +898,22 @@ class FeatureSpec:
     ) -> FeatureSpec:
         """Infers features, vocabularies and normalisation from a DataFrame.
 
-        Float columns become normalised `NumericalFeature`s; integer and
-        string columns become `CategoricalFeature`s (integer ids keep
-        `vocabulary_size = max + 1`; strings get their sorted vocabulary, or
-        hashing into `2 * max_vocabulary` bins past `max_vocabulary`
-        distinct values); list-valued columns become `SequenceFeature`s.
-        Label columns and `exclude` are left out.
+        Float columns become normalised `NumericalFeature`s (mean and
+        variance of the finite values: NaN and inf are missing values, which
+        the encoder fills). Integer and string columns become
+        `CategoricalFeature`s: integer ids keep `vocabulary_size = max + 1`,
+        unless the ids are sparse (see below); strings get their sorted
+        vocabulary of present values (missing values and `""` are left out:
+        they map to the OOV bucket), or hashing into `2 * max_vocabulary`
+        bins past `max_vocabulary` distinct values. List-valued columns
+        become `SequenceFeature`s. Label columns and `exclude` are left out.
+
+        Sparse integer ids (64-bit hashed ids, or one huge id among small
+        ones) would need an embedding row per possible id, so they are
+        hashed into `2 * max_vocabulary` bins instead when the largest id is
+        `>= 2**31` (past what an int32 row index addresses), or when
+        `max + 1` exceeds both `1_000_000` and 100 times the number of
+        distinct ids.
 
         Args:
             df: pandas.DataFrame. The training data.
@@ -748,15 +926,27 @@ class FeatureSpec:
             sample_spaces: dict task -> task whose positives are its
                 sample space. Defaults to none.
             exclude: columns to ignore.
-            max_vocabulary: int. Past this many distinct strings, hash.
+            max_vocabulary: int. Past this many distinct strings, hash;
+                sparse integer ids hash into twice as many bins.
+                Defaults to 10,000.
             embedding_dim: int. Field embedding width. Defaults to 16.
             groups: dict column -> group tag. Defaults to none.
 
         Returns:
             A `FeatureSpec`.
+
+        Raises:
+            ValueError: the DataFrame is empty, a named column is missing,
+                or a column cannot be a feature; the message names it.
         """
         import pandas as pd
 
+        if len(df) == 0:
+            raise ValueError(
+                "FeatureSpec.from_dataframe: the DataFrame is empty; "
+                "vocabularies and statistics need at least one row. "
+                f"Received: a DataFrame of 0 rows, columns {list(df.columns)}"
+            )
         if isinstance(labels, Mapping):
             label_map = dict(labels)
         else:
@@ -792,23 +982,28 @@ class FeatureSpec:
                     raise ValueError(
                         f"Column {col!r} holds negative integers; integer "
                         "categorical ids must be >= 0 (or cast it to float "
-                        "for a numerical feature)."
+                        "for a numerical feature). "
+                        f"Received: column={col!r}, min={series.min()}"
                     )
                 features.append(
                     CategoricalFeature(
                         col,
-                        vocabulary_size=int(series.max()) + 1,
+                        **_infer_int_ids(
+                            series.dropna().to_numpy("int64"), max_vocabulary
+                        ),
                         group=group,
                     )
                 )
             elif pd.api.types.is_float_dtype(series):
-                values = series.to_numpy("float64")
-                var = float(np.nanvar(values))
+                values = series.to_numpy("float64", na_value=np.nan)
+                values = values[np.isfinite(values)]
+                mean = float(values.mean()) if len(values) else 0.0
+                var = float(values.var()) if len(values) else 1.0
                 features.append(
                     NumericalFeature(
                         col,
-                        mean=float(np.nanmean(values)),
-                        variance=var if var > 0 else 1.0,
+                        mean=mean,
+                        variance=var if 0 < var < math.inf else 1.0,
                         group=group,
                     )
                 )
@@ -816,7 +1011,9 @@ class FeatureSpec:
                 sample = series.dropna()
                 first = sample.iloc[0] if len(sample) else ""
                 if isinstance(first, (list, tuple, np.ndarray)):
-                    features.append(_infer_sequence(col, sample, group))
+                    features.append(
+                        _infer_sequence(col, sample, max_vocabulary, group)
+                    )
                 else:
                     features.append(
                         _infer_strings(col, sample, max_vocabulary, group)
@@ -851,18 +1048,45 @@ class FeatureSpec:
         )
 
 
+SPARSE_ID_MIN = 2**31
+SPARSE_ID_ROWS = 1_000_000
+SPARSE_ID_RATIO = 100
+
+
+def _infer_int_ids(ids: Any, max_vocabulary: int) -> dict[str, int]:
+    """`vocabulary_size` for dense integer ids; `hash_bins` for sparse ones
+    (see `FeatureSpec.from_dataframe`)."""
+    ids = np.asarray(ids)
+    if not len(ids):
+        return {"vocabulary_size": 1}
+    top = int(ids.max())
+    sparse = top >= SPARSE_ID_MIN or (
+        top + 1 > SPARSE_ID_ROWS
+        and top + 1 > SPARSE_ID_RATIO * len(np.unique(ids))
+    )
+    if sparse:
+        return {"hash_bins": 2 * max_vocabulary}
+    return {"vocabulary_size": top + 1}
+
+
 def _infer_strings(
     col: str, sample: Any, max_vocabulary: int, group: str | None
 ) -> CategoricalFeature:
-    values = sorted({str(v) for v in sample.unique()})
+    # `sample` holds no missing value; "" is the missing value kmtl.data
+    # writes, so it stays out of the vocabulary (it maps to the OOV bucket).
+    values = sorted({str(v) for v in sample.unique()} - {""})
     if len(values) > max_vocabulary:
         return CategoricalFeature(
             col, hash_bins=2 * max_vocabulary, dtype="string", group=group
         )
+    if not values:  # every value missing: one bin for all
+        return CategoricalFeature(col, hash_bins=1, dtype="string", group=group)
     return CategoricalFeature(col, vocabulary=values, group=group)
 
 
-def _infer_sequence(col: str, sample: Any, group: str | None) -> Any:
+def _infer_sequence(
+    col: str, sample: Any, max_vocabulary: int, group: str | None
+) -> Any:
     lengths = sample.map(len)
     flat = [v for seq in sample for v in seq]
     max_length = max(1, int(lengths.max()))
@@ -870,13 +1094,21 @@ def _infer_sequence(col: str, sample: Any, group: str | None) -> Any:
         isinstance(v, (int, np.integer)) and not isinstance(v, bool)
         for v in flat
     ):
+        ids = np.asarray(flat)
         return SequenceFeature(
             col,
             max_length=max_length,
-            vocabulary_size=int(max(flat)) + 1,
+            **_infer_int_ids(ids[ids >= 0], max_vocabulary),
             group=group,
         )
-    vocab = sorted({str(v) for v in flat} - {SEQUENCE_STRING_PAD}) or ["?"]
+    vocab = sorted(
+        {str(v) for v in flat if not _is_missing(v)} - {SEQUENCE_STRING_PAD}
+    ) or ["?"]
     return SequenceFeature(
         col, max_length=max_length, vocabulary=vocab, group=group
     )
+
+
+def _is_missing(value: Any) -> bool:
+    """`None` or a float NaN (what pandas holds for a missing value)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

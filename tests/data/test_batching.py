@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from kmtl.data import batched_dataset
 
@@ -28,3 +29,8 @@ def test_shuffle_keeps_rows_together_and_reshuffles_each_epoch():
     assert sorted(epochs[0]) == list(range(100))
     assert not np.array_equal(epochs[0], x)
     assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_empty_data_is_an_error():
+    with pytest.raises(ValueError, match="the data is empty"):
+        batched_dataset({"x": np.zeros(0)})

@@ -100,14 +100,6 @@ def test_split_is_seeded(ml_dir):
     assert not first.test.equals(load_movielens_1m(ml_dir, seed=2).test)
 
 
-def test_missing_file_names_it(tmp_path, monkeypatch):
-    monkeypatch.delenv("KMTL_DATA_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="ratings.dat"):
-        load_movielens_1m(tmp_path)
-    with pytest.raises(FileNotFoundError, match="KMTL_DATA_DIR"):
-        load_movielens_1m()
-
-
 def test_benchmark_data_trains_a_model(ml_dir):
     data = load_benchmark_data("movielens", data_dir=ml_dir)
     assert len(data.train) == 32

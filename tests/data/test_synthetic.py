@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from kmtl.data import make_synthetic
+from kmtl.testing import synthetic_spec
 
 
 def test_schema_and_ground_truth():
@@ -36,12 +37,7 @@ def test_true_probabilities_follow_each_models_labels():
     from kmtl.data.synthetic import true_probabilities
 
     df, truth = make_synthetic(500, seed=5)
-    spec = kmtl.FeatureSpec.from_dataframe(
-        df,
-        labels={"ctr": "click", "cvr": "purchase"},
-        scenario="scenario",
-        sample_spaces={"cvr": "ctr"},
-    )
+    spec = synthetic_spec(df)
     plain = true_probabilities(truth, kmtl.model_tasks("mmoe", spec))
     np.testing.assert_array_equal(plain["ctr"], truth.ctr)
     np.testing.assert_array_equal(plain["cvr"], truth.cvr)

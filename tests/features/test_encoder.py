@@ -127,3 +127,97 @@ def test_scenario_levels_are_checked_ids():
         Exception, match=r"Scenario column country must hold ids in \[0, 2\)"
     ):
         model.predict(batch, verbose=0)
+
+
+# --- issue 16: missing numericals, 64-bit ids, task kinds in .keras ------
+
+
+def test_missing_numericals_are_filled_with_the_mean_and_masked():
+    batch = _batch()
+    batch["price"] = np.array([np.nan, 4.0, np.inf, -np.inf], "float32")
+    batch["dense"] = np.array(
+        [[1.0, np.nan], [2.0, 3.0], [np.nan, np.nan], [5.0, 6.0]], "float32"
+    )
+    out = _model().predict(batch, verbose=0)
+    # price is normalised (mean 2, variance 4): missing -> mean -> 0.
+    np.testing.assert_array_equal(
+        out["dense"],
+        [[0.0, 1.0, 0.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [0.0, 5.0, 6.0]],
+    )
+    np.testing.assert_array_equal(
+        out["dense_mask"],
+        [[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
+    )
+    assert out["dense_mask"].dtype == np.float32
+
+
+def test_dense_mask_is_in_the_symbolic_output():
+    encoded = FeatureEncoder(SPEC)(kmtl.inputs(SPEC))
+    assert set(encoded) == {"fields", "dense", "dense_mask", "scenario"}
+    assert encoded["dense_mask"].shape == (None, 3)
+    spec = SPEC.replace(features=SPEC.features[:3])
+    assert "dense_mask" not in FeatureEncoder(spec)(kmtl.inputs(spec))
+
+
+def _serve(layer, **columns):
+    """Calls the encoder eagerly on int64 tensors, as a served model is."""
+    import tensorflow as tf
+
+    batch = {k: tf.constant(v) for k, v in _batch().items()}
+    batch.update({k: tf.constant(v, tf.int64) for k, v in columns.items()})
+    return layer(batch)
+
+
+def test_64_bit_ids_are_out_of_vocabulary():
+    layer = FeatureEncoder(SPEC)
+    ids = [3, 2**32 + 3, 2**40, -(2**32) + 1]
+    out = _serve(
+        layer,
+        item=ids,
+        clicked=[[3, 2**32 + 3, -1]] * 4,
+    )
+    table = layer.embeddings.numpy()
+    fields = out["fields"].numpy()
+    np.testing.assert_allclose(fields[0, 0], table[3])
+    for row in (1, 2, 3):  # item has 4 ids; row 4 is its OOV row
+        np.testing.assert_allclose(fields[row, 0], table[4])
+    np.testing.assert_allclose(
+        fields[0, 3], (table[3] + table[4]) / 2, rtol=1e-6
+    )
+
+
+def test_64_bit_scenario_id_is_an_error_not_scenario_1():
+    with pytest.raises(Exception, match="Scenario column domain must hold"):
+        _serve(FeatureEncoder(SPEC), domain=[0, 1, 2**32 + 1, 0])
+
+
+def test_integer_hashing_uses_the_whole_id():
+    spec = FeatureSpec(
+        [CategoricalFeature("user", hash_bins=2**20)],
+        [TaskSpec("ctr")],
+        embedding_dim=2,
+    )
+    layer = FeatureEncoder(spec)
+    import tensorflow as tf
+
+    ids = [3, 2**32 + 3, 2**40, 3]
+    fields = layer({"user": tf.constant(ids, tf.int64)})["fields"].numpy()
+    np.testing.assert_array_equal(fields[0], fields[3])
+    assert not np.allclose(fields[0], fields[1])
+    assert not np.allclose(fields[1], fields[2])
+
+
+def test_every_task_kind_survives_the_keras_file(tmp_path):
+    spec = SPEC.replace(
+        tasks=[
+            TaskSpec("ctr", label="click"),
+            TaskSpec("time", kind="regression"),
+            TaskSpec("stars", kind="multiclass", num_classes=3),
+        ]
+    )
+    x = kmtl.inputs(spec)
+    model = keras.Model(x, FeatureEncoder(spec, name="enc")(x))
+    path = tmp_path / "enc.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_layer("enc").spec == spec

@@ -48,34 +48,46 @@ def test_derived_properties():
     assert spec.task("ctr").metrics == ("auc",)
 
 
-def test_duplicate_task_name_is_rejected():
-    with pytest.raises(ValueError, match="duplicate task name 'ctr'"):
-        _spec(tasks=[TaskSpec("ctr"), TaskSpec("ctr", label="x")])
-
-
-def test_duplicate_feature_name_is_rejected():
-    with pytest.raises(ValueError, match="duplicate feature name 'a'"):
-        _spec(
-            features=[
-                CategoricalFeature("a", vocabulary_size=3),
-                NumericalFeature("a"),
-            ]
-        )
-
-
-def test_sample_space_naming_a_missing_task_is_rejected():
-    with pytest.raises(ValueError, match="sample_space='click'.*'cvr'"):
-        _spec(tasks=[TaskSpec("ctr"), TaskSpec("cvr", sample_space="click")])
-
-
-def test_sample_space_must_be_binary():
-    with pytest.raises(ValueError, match="'time'.*must be a binary task"):
-        _spec(
-            tasks=[
-                TaskSpec("time", kind="regression"),
-                TaskSpec("cvr", sample_space="time"),
-            ]
-        )
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"tasks": [TaskSpec("ctr"), TaskSpec("ctr", label="x")]},
+            "duplicate task name 'ctr'",
+        ),
+        (
+            {
+                "features": [
+                    CategoricalFeature("a", vocabulary_size=3),
+                    NumericalFeature("a"),
+                ]
+            },
+            "duplicate feature name 'a'",
+        ),
+        (
+            {"tasks": [TaskSpec("ctr"), TaskSpec("cvr", sample_space="click")]},
+            "sample_space='click'.*'cvr'",
+        ),
+        (
+            {
+                "tasks": [
+                    TaskSpec("time", kind="regression"),
+                    TaskSpec("cvr", sample_space="time"),
+                ]
+            },
+            "'time'.*must be a binary task",
+        ),
+    ],
+    ids=[
+        "duplicate_task_name",
+        "duplicate_feature_name",
+        "sample_space_naming_a_missing_task",
+        "sample_space_must_be_binary",
+    ],
+)
+def test_inconsistent_spec_is_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _spec(**changes)
 
 
 @pytest.mark.parametrize(
@@ -211,3 +223,137 @@ def test_from_dataframe_names_the_scenario_values():
         df, labels=["click"], scenario="domain", scenario_values=["a", "b"]
     )
     assert spec.scenario.values == ("a", "b")
+
+
+# --- issue 16: round trips, malformed dicts, inference on messy data ------
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        TaskSpec("time", kind="regression"),
+        TaskSpec("stars", kind="multiclass", num_classes=5, weight=0.5),
+        TaskSpec("ctr", metrics=["auc", "logloss"], loss="mse"),
+    ],
+)
+def test_task_kind_and_fields_survive_dict_and_json(task):
+    spec = _spec(tasks=[task])
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    assert FeatureSpec.from_json(spec.to_json()).task(task.name) == task
+
+
+def test_load_spec_reads_back_every_task_kind(tmp_path):
+    from kmtl.export.saved_model import SPEC_FILE
+    from kmtl.export.saved_model import load_spec
+    from kmtl.export.warmup import ASSETS_EXTRA
+
+    spec = _spec(
+        tasks=[
+            TaskSpec("ctr", label="click"),
+            TaskSpec("time", kind="regression", sample_space="ctr"),
+            TaskSpec("stars", kind="multiclass", num_classes=3),
+        ],
+        scenario=ScenarioSpec("domain", ["a", "b"], {"country": ["us"]}),
+    )
+    (tmp_path / ASSETS_EXTRA).mkdir()
+    (tmp_path / ASSETS_EXTRA / SPEC_FILE).write_text(spec.to_json(indent=2))
+    assert load_spec(tmp_path) == spec
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.pop("tasks"), r"lacks the required key\(s\) \['tasks'\]"),
+        (lambda d: d.update(features=5), "`features` must be a list"),
+        (lambda d: d["features"].__setitem__(0, None), r"`features\[0\]`"),
+        (lambda d: d["features"][0].update(kind=[1]), "`kind` is one of"),
+        (lambda d: d["features"][0].pop("name"), r"\['name'\]"),
+        (lambda d: d["features"][1].update(vocabulary=7), "`vocabulary`"),
+        (lambda d: d["features"][3].update(mean={}), "`mean` must be"),
+        (lambda d: d["features"][0].update(group=3), "`group`"),
+        (lambda d: d["tasks"][0].update(label=5), "`label`"),
+        (lambda d: d["tasks"][0].update(weight="x"), "`weight`"),
+        (lambda d: d["tasks"][0].update(metrics="auc"), "`metrics`"),
+        (lambda d: d["tasks"][0].update(loss=3), "`loss`"),
+        (lambda d: d.update(scenario=[1]), "scenario must be a dict"),
+        (lambda d: d["scenario"].update(values=3), "values must be"),
+        (lambda d: d["scenario"].update(levels=3), "`levels` must map"),
+        (lambda d: d.update(embedding_dimm=3), r"\['embedding_dimm'\]"),
+        (lambda d: d.update({1: 2}), r"Unknown key\(s\) \[1\]"),
+    ],
+)
+def test_malformed_dict_is_a_value_error_naming_the_field(change, message):
+    data = _spec().to_dict()
+    change(data)
+    with pytest.raises(ValueError, match=message):
+        FeatureSpec.from_dict(data)
+
+
+def test_from_dict_of_a_non_dict_is_a_value_error():
+    with pytest.raises(ValueError, match="FeatureSpec dict must be a dict"):
+        FeatureSpec.from_dict(None)
+
+
+def test_from_dataframe_statistics_ignore_missing_numericals():
+    df = pd.DataFrame(
+        {
+            "price": [1.0, np.nan, 3.0, np.inf, -np.inf, 5.0],
+            "empty": [np.nan] * 6,
+            "click": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    spec = FeatureSpec.from_dataframe(df, labels=["click"])
+    price = spec.feature("price")
+    assert price.mean == pytest.approx(3.0)
+    assert price.variance == pytest.approx(8.0 / 3.0)
+    assert spec.feature("empty") == NumericalFeature(
+        "empty", mean=0.0, variance=1.0
+    )
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_from_dataframe_keeps_missing_strings_out_of_the_vocabulary(dtype):
+    df = pd.DataFrame(
+        {
+            "city": pd.Series(["b", None, "a", np.nan, "", "b"], dtype=dtype),
+            "tags": [["x", None], [], ["y", ""], None, ["x"], ["y"]],
+            "click": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    spec = FeatureSpec.from_dataframe(df, labels=["click"])
+    assert spec.feature("city").vocabulary == ("a", "b")
+    assert spec.feature("tags").vocabulary == ("x", "y")
+
+
+def test_from_dataframe_hashes_sparse_integer_ids():
+    n = 200
+    df = pd.DataFrame(
+        {
+            "hashed": np.arange(n) * 2**33,  # 64-bit hashed ids
+            "one_huge": np.r_[np.arange(n - 1), 2**32 + 7],
+            "sparse": np.r_[np.arange(n - 1), 5_000_000],
+            "dense": np.arange(n) % 10,
+            "click": np.arange(n) % 2,
+        }
+    )
+    spec = FeatureSpec.from_dataframe(df, labels=["click"], max_vocabulary=50)
+    for name in ("hashed", "one_huge", "sparse"):
+        assert spec.feature(name).hash_bins == 100, name
+        assert spec.feature(name).vocabulary_size is None
+    assert spec.feature("dense").vocabulary_size == 10
+    # Below both thresholds ids stay a vocabulary, however sparse.
+    small = df.assign(sparse=np.r_[np.arange(n - 1), 999_999])
+    spec = FeatureSpec.from_dataframe(small, labels=["click"])
+    assert spec.feature("sparse").vocabulary_size == 1_000_000
+
+
+def test_from_dataframe_hashes_sparse_integer_sequences():
+    df = pd.DataFrame({"seq": [[1, 2**40], [3], []], "y": [0, 1, 0]})
+    spec = FeatureSpec.from_dataframe(df, labels=["y"], max_vocabulary=8)
+    assert spec.feature("seq").hash_bins == 16
+
+
+def test_from_dataframe_rejects_an_empty_dataframe():
+    df = pd.DataFrame({"x": np.zeros(0), "click": np.zeros(0, int)})
+    with pytest.raises(ValueError, match="the DataFrame is empty"):
+        FeatureSpec.from_dataframe(df, labels=["click"])

@@ -235,11 +235,13 @@ def load_kuairand(
     spec = FeatureSpec.from_dataframe(
         train, labels=list(TASKS), scenario=SCENARIO, scenario_values=names
     )
+    # Large integer ids: from_dataframe keeps a vocabulary or, for sparse
+    # ids, already hashes them (into fewer bins); both get HASH_BINS here.
     features = [
         CategoricalFeature(f.name, hash_bins=HASH_BINS, group=f.group)
         if isinstance(f, CategoricalFeature)
-        and f.vocabulary_size is not None
-        and f.vocabulary_size > HASH_BINS
+        and f.dtype == "int64"
+        and (f.hash_bins is not None or f.vocabulary_size > HASH_BINS)
         else f
         for f in spec.features
     ]
