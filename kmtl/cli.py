@@ -54,6 +54,11 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         shuffle=False,  # the dataset reshuffles itself every epoch
         verbose=2,
+        callbacks=(
+            kmtl.training.resumable_callbacks(args.backup_dir)
+            if args.backup_dir
+            else [kmtl.training.StopOnNonFiniteLoss()]
+        ),
     )
     seconds = time.perf_counter() - start
     predictions = model.predict(
@@ -147,7 +152,6 @@ def _speed(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             out=args.out,
-            lock=args.lock or None,
             optimizer=args.optimizer,
         )
     except ValueError as err:
@@ -184,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     train.add_argument(
         "--export", help="base directory of the versioned SavedModel"
+    )
+    train.add_argument(
+        "--backup-dir",
+        help="checkpoint every epoch there (atomically); a killed run "
+        "started again with the same arguments resumes after the last "
+        "complete epoch",
     )
     train.set_defaults(run=_train)
     serve = commands.add_parser(
@@ -268,12 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     speed.add_argument(
         "--out", help="also write the table to this .csv or .json file"
-    )
-    speed.add_argument(
-        "--lock",
-        default="/tmp/kmtl-bench.lock",
-        help="flock file held while timing, so that timed runs never "
-        "overlap; '' for none (default: %(default)s)",
     )
     speed.set_defaults(run=_speed)
     args = parser.parse_args(argv)

@@ -1,8 +1,21 @@
 """Losses, metrics, compile arguments, optimizers and evaluation."""
 
+from kmtl.training.callbacks import EpochCheckpoint
+from kmtl.training.callbacks import NonFiniteLossError
+from kmtl.training.callbacks import StopOnNonFiniteLoss
+from kmtl.training.callbacks import resumable_callbacks
 from kmtl.training.compile import compile_args
 from kmtl.training.evaluate import evaluate
 from kmtl.training.fused_adam import FusedAdam
 from kmtl.training.lazy_adam import LazyAdam
 
-__all__ = ["FusedAdam", "LazyAdam", "compile_args", "evaluate"]
+__all__ = [
+    "EpochCheckpoint",
+    "FusedAdam",
+    "LazyAdam",
+    "NonFiniteLossError",
+    "StopOnNonFiniteLoss",
+    "compile_args",
+    "evaluate",
+    "resumable_callbacks",
+]
