@@ -4,6 +4,7 @@
 the helpers from this package: `from kmtl.export import load_spec`.
 """
 
+from kmtl.export.checks import check_inputs
 from kmtl.export.examples import EXAMPLES_KEY
 from kmtl.export.examples import feature_description
 from kmtl.export.examples import parse_examples
@@ -16,6 +17,7 @@ from kmtl.export.saved_model import export
 from kmtl.export.saved_model import find_spec
 from kmtl.export.saved_model import load_spec
 from kmtl.export.saved_model import serving_input_signature
+from kmtl.export.saved_model import signature_inputs
 from kmtl.export.saved_model import synthetic_inputs
 from kmtl.export.signatures import SCENARIO_PREFIX
 from kmtl.export.signatures import SIGNATURE_KEY
@@ -39,6 +41,7 @@ __all__ = [
     "WARMUP_FILE",
     "Endpoint",
     "ExportVerificationError",
+    "check_inputs",
     "device_pins",
     "endpoints",
     "export",
@@ -52,6 +55,7 @@ __all__ = [
     "scenario_signature_key",
     "serialize_examples",
     "serving_input_signature",
+    "signature_inputs",
     "synthetic_inputs",
     "synthetic_rows",
     "list_versions",

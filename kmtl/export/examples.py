@@ -13,9 +13,12 @@ the `tf.Example`, named after it:
   ids, `""` for strings), as `kmtl.data` pads a list column.
 
 A required feature that is missing fails the request with an
-`InvalidArgument` error naming the feature. `tf.Example` holds int64, float
-and bytes lists only; inputs of other dtypes (int32, float64, bool) are
-parsed as int64 or float32 and cast.
+`InvalidArgument` error naming the feature. A row that is not a serialized
+`tf.Example` at all fails with an `InvalidArgument` naming the signature
+and the rows, checked before parsing (see `kmtl.export.wire`: TF's own
+message would hold the raw bytes, which Python cannot decode).
+`tf.Example` holds int64, float and bytes lists only; inputs of other
+dtypes (int32, float64, bool) are parsed as int64 or float32 and cast.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from kmtl.export.wire import assert_readable
 from kmtl.features.spec import SEQUENCE_INT_PAD
 from kmtl.features.spec import SEQUENCE_STRING_PAD
 from kmtl.features.spec import FeatureSpec
@@ -110,6 +114,8 @@ def parse_examples(
     serialized: tf.Tensor,
     signature: Mapping[str, tf.TensorSpec],
     spec: FeatureSpec | None = None,
+    *,
+    signature_name: str = EXAMPLES_KEY,
 ) -> dict[str, tf.Tensor]:
     """Parses serialized `tf.Example`s into the model's raw inputs.
 
@@ -118,9 +124,17 @@ def parse_examples(
             per row.
         signature: dict name -> `tf.TensorSpec`. The model inputs.
         spec: FeatureSpec or None. As for `feature_description`.
+        signature_name: str. Named in the error on rows that are not
+            serialized `tf.Example`s. Defaults to `"examples"`.
 
     Returns:
         dict name -> tensor of the input's dtype and shape `[batch, ...]`.
+
+    Raises:
+        tf.errors.InvalidArgumentError: when run, if a row is not a
+            serialized `tf.Example` (naming the signature and the rows), or
+            lacks a required feature or holds one of another type or length
+            (TF's message, naming the feature).
 
     Example:
 
@@ -136,7 +150,8 @@ def parse_examples(
 
     sequences = _sequence_lengths(signature, spec)
     parsed = tf.io.parse_example(
-        serialized, feature_description(signature, spec)
+        assert_readable(serialized, signature_name),
+        feature_description(signature, spec),
     )
     features = {}
     for name, tensor_spec in signature.items():

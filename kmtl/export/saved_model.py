@@ -13,8 +13,9 @@ base_path/<version>/
 The signatures are described in `kmtl.export.signatures`. The version is
 written into a hidden staging directory beside the versions, reloaded, and
 checked signature by signature against the Keras model; only then is it
-renamed to the next integer version (see `kmtl.export.versions`). TF Serving
-sees either no new version or a complete, checked one.
+renamed to the next integer version (see `kmtl.export.versions` for the
+rules that let several exporters share a base path). TF Serving sees either
+no new version or a complete, checked one.
 
 TensorFlow is imported inside the functions, so `import kmtl` keeps working
 on a machine that has Keras and JAX but no TensorFlow; calling `export`
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -33,13 +35,16 @@ from typing import Any
 import keras
 import numpy as np
 
+from kmtl.export.checks import check_inputs
 from kmtl.export.sample import synthetic_rows
+from kmtl.export.signatures import SIGNATURE_KEY
 from kmtl.export.signatures import Endpoint
 from kmtl.export.signatures import endpoints
-from kmtl.export.versions import latest_version
 from kmtl.export.versions import prune_versions
+from kmtl.export.versions import publish
 from kmtl.export.versions import remove_stale_staging
 from kmtl.export.versions import staging_directory
+from kmtl.export.versions import staging_lease
 from kmtl.export.warmup import ASSETS_EXTRA
 from kmtl.export.warmup import warmup_requests
 from kmtl.export.warmup import write_warmup
@@ -47,6 +52,7 @@ from kmtl.features.encoder import FeatureEncoder
 from kmtl.features.inputs import input_dtype
 from kmtl.features.inputs import input_shape
 from kmtl.features.spec import FeatureSpec
+from kmtl.warnings import KMTLWarning
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -259,6 +265,54 @@ def device_pins(export_dir: str | os.PathLike) -> dict[str, str]:
     return pins
 
 
+def signature_inputs(
+    export_dir: str | os.PathLike, signature_name: str = SIGNATURE_KEY
+) -> dict[str, tf.TensorSpec]:
+    """Reads the inputs of one signature of a SavedModel.
+
+    Reads `saved_model.pb` only (nothing is loaded), so a client can check
+    a request with `check_inputs` before sending it.
+
+    Args:
+        export_dir: str or path. A SavedModel (version) directory.
+        signature_name: str. Defaults to `"serving_default"`.
+
+    Returns:
+        dict input name -> `tf.TensorSpec` (a `None` dimension for each
+        unknown size), in the SignatureDef's order.
+
+    Raises:
+        ValueError: if the SavedModel has no such signature (the message
+            lists those it has).
+
+    Example:
+
+    ```python
+    batch = check_inputs(batch, signature_inputs("saved_models/mmoe/1"))
+    ```
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    path = pathlib.Path(export_dir) / "saved_model.pb"
+    proto.ParseFromString(path.read_bytes())
+    signatures = {}
+    for meta_graph in proto.meta_graphs:
+        signatures.update(meta_graph.signature_def)
+    if signature_name not in signatures:
+        known = sorted(k for k in signatures if not k.startswith("__"))
+        raise ValueError(
+            f"The SavedModel {export_dir} has no signature "
+            f"{signature_name!r}; it has {known}."
+        )
+    inputs = {}
+    for name, info in signatures[signature_name].inputs.items():
+        shape = tf.TensorShape(info.tensor_shape)
+        inputs[name] = tf.TensorSpec(shape, tf.as_dtype(info.dtype), name=name)
+    return inputs
+
+
 def export(
     model: keras.Model,
     base_path: str | os.PathLike,
@@ -289,18 +343,27 @@ def export(
     `sample`, to `assets.extra/tf_serving_warmup_requests`. No device is
     pinned, so the same SavedModel serves on CPU and GPU.
 
-    The version is one more than the largest integer subdirectory of
-    `base_path` (1 when there is none). It is written into a hidden staging
-    directory beside it, reloaded with `tf.saved_model.load`, and every
-    signature is run on `sample`: its outputs must equal the model's own
+    The version is written into a hidden staging directory beside the
+    versions, reloaded with `tf.saved_model.load`, and every signature is
+    run on `sample`: its outputs must equal the model's own
     (`model(inputs, training=False)`) within `atol`. Only then is the
-    directory renamed to `base_path/<version>`. On any exception the
-    staging directory is removed; a process killed mid-export leaves it
-    hidden, and the next export removes it. Existing versions are never
-    modified; with `keep_last`, the oldest are deleted after the new one is
-    in place. Two processes exporting to the same base path at once can
-    both pick the same number; the second rename then fails with
-    `FileExistsError` and leaves nothing behind.
+    directory renamed, in one atomic rename, to the next version: one more
+    than the largest integer subdirectory of `base_path` (1 when there is
+    none). On any exception the staging directory is removed; a process
+    killed mid-export leaves it hidden, and an export after its lease went
+    stale removes it. Existing versions are never modified.
+
+    Several exporters (processes, hosts) may share one base path: each
+    number goes to one of them, and an exporter that finds its number
+    taken publishes under the next one (`kmtl.export.versions` has the
+    rules, and the lease that marks a staging directory as in use).
+
+    Once the new version is published, `export` returns it: with
+    `keep_last`, the oldest complete versions are then deleted, and a
+    failure to delete one is a `KMTLWarning` naming its directory, not an
+    error. Only complete versions (`kmtl.export.versions.is_complete`) are
+    counted and deleted: an empty or partial directory named like a version
+    never makes `keep_last` delete a good one.
 
     Args:
         model: keras.Model. A functional model whose inputs are a dict of
@@ -324,8 +387,8 @@ def export(
         atol: float. The largest absolute difference allowed between the
             served and the model's predictions. Defaults to `1e-5`.
         keep_last: int or None. After a successful export, delete all but
-            the newest `keep_last` versions (never the new one). Defaults
-            to `None`: keep every version.
+            the newest `keep_last` complete versions (never the new one).
+            Defaults to `None`: keep every version.
 
     Returns:
         The path of the new version directory, `base_path/<version>`.
@@ -339,6 +402,15 @@ def export(
         ExportVerificationError: if a reloaded signature serves outputs
             that differ from the model's, or a node is pinned to an
             accelerator.
+        FileExistsError: if other exporters took `PUBLISH_ATTEMPTS`
+            version numbers in a row first (nothing is published).
+        FileNotFoundError: if the staging directory was removed as
+            abandoned while this export was stopped for longer than
+            `STALE_AFTER_S` (nothing is published).
+
+    Warns:
+        KMTLWarning: with `keep_last`, for an old version that could not be
+            deleted (the new version is published all the same).
 
     Example:
 
@@ -377,37 +449,41 @@ def export(
     base = pathlib.Path(base_path)
     base.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(base)
-    version = (latest_version(base) or 0) + 1
-    target = base / str(version)
     staging = staging_directory(base)
-    try:
-        _write(model, served_by, staging)
-        _check_device_pins(staging)
-        _check_served(
-            staging, served_by, features, expected, output_names, atol
-        )
-        if spec is not None:
-            (staging / ASSETS_EXTRA).mkdir(exist_ok=True)
-            (staging / ASSETS_EXTRA / SPEC_FILE).write_text(
-                spec.to_json(indent=2)
+    with staging_lease(staging):
+        try:
+            _write(model, served_by, staging)
+            _check_device_pins(staging)
+            _check_served(
+                staging, served_by, features, expected, output_names, atol
             )
-        requests = {
-            name: endpoint.request(features)
-            for name, endpoint in served_by.items()
-        }
-        write_warmup(staging, warmup_requests(base.resolve().name, requests))
-        if target.exists():
-            raise FileExistsError(
-                f"Version directory {target} appeared while exporting "
-                "(another export to the same base path?). Nothing was "
-                "written; export again to get the next version."
-            )
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            if spec is not None:
+                (staging / ASSETS_EXTRA).mkdir(exist_ok=True)
+                (staging / ASSETS_EXTRA / SPEC_FILE).write_text(
+                    spec.to_json(indent=2)
+                )
+            requests = {
+                name: endpoint.request(features)
+                for name, endpoint in served_by.items()
+            }
+            logs = warmup_requests(base.resolve().name, requests)
+            write_warmup(staging, logs)
+            version = publish(staging, base)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    target = base / str(version)
+    # The new version is live: from here on, nothing may raise.
     if keep_last is not None:
-        prune_versions(base, keep_last, protect=version)
+        try:
+            prune_versions(base, keep_last, protect=version)
+        except OSError as err:
+            warnings.warn(
+                f"Exported {target}, but deleting the versions older than "
+                f"the newest {keep_last} under {base} failed: {err}",
+                KMTLWarning,
+                stacklevel=2,
+            )
     return target
 
 
@@ -508,8 +584,13 @@ def _sample_arrays(
                 "convert its columns; pass `spec=`, or a dict of arrays."
             )
         sample = features_from_dataframe(sample, spec)
-    tensors = _sample_tensors(sample, signature)
-    return {name: tensor.numpy() for name, tensor in tensors.items()}
+    import tensorflow as tf
+
+    arrays = check_inputs(sample, signature, what="sample")
+    return {  # as TF holds them: strings become bytes
+        name: tf.constant(value, dtype=signature[name].dtype).numpy()
+        for name, value in arrays.items()
+    }
 
 
 def _predict(
@@ -528,70 +609,6 @@ def _predict(
         name: np.asarray(value)
         for name, value in model(inputs, training=False).items()
     }
-
-
-def _sample_tensors(
-    sample: Mapping[str, Any], signature: dict[str, tf.TensorSpec]
-) -> dict[str, tf.Tensor]:
-    """Validates a sample against the signature and converts it."""
-    import tensorflow as tf
-
-    if not isinstance(sample, Mapping):
-        raise ValueError(
-            "`sample` must be a dict from feature name to array. "
-            f"Received: sample of type {type(sample).__name__}"
-        )
-    missing = [name for name in signature if name not in sample]
-    if missing:
-        raise ValueError(
-            f"`sample` is missing the feature(s) {missing} that the model "
-            f"takes. Expected features: {sorted(signature)}"
-        )
-    unknown = [name for name in sample if name not in signature]
-    if unknown:
-        raise ValueError(
-            f"`sample` has the feature(s) {unknown} that the model does "
-            f"not take. Expected features: {sorted(signature)}"
-        )
-    tensors = {}
-    batch_sizes = {}
-    for name, spec in signature.items():
-        value = np.asarray(sample[name])
-        if value.ndim != spec.shape.rank or any(
-            want is not None and got != want
-            for got, want in zip(value.shape[1:], spec.shape[1:], strict=True)
-        ):
-            raise ValueError(
-                f"`sample[{name!r}]` has shape {value.shape}; the model "
-                f"takes {tuple(spec.shape)} (None = any size)."
-            )
-        is_text = value.dtype.kind in "OSU"
-        if spec.dtype == tf.string:
-            convertible = is_text
-        else:
-            target = spec.dtype.as_numpy_dtype
-            convertible = not is_text and np.can_cast(
-                value.dtype, target, casting="same_kind"
-            )
-        message = (
-            f"`sample[{name!r}]` has dtype {value.dtype}, which does not "
-            f"convert to the model's {spec.dtype.name}."
-        )
-        if not convertible:
-            raise ValueError(message)
-        if spec.dtype != tf.string:
-            value = value.astype(target)
-        try:
-            tensors[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
-        except (TypeError, ValueError) as err:
-            raise ValueError(message) from err
-        batch_sizes[name] = value.shape[0]
-    if len(set(batch_sizes.values())) > 1:
-        raise ValueError(
-            "All features of `sample` must have the same batch size. "
-            f"Received: {batch_sizes}"
-        )
-    return tensors
 
 
 def _write(

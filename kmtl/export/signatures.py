@@ -14,6 +14,22 @@ Every signature returns the same outputs, `{task: prediction}` with shape
 An `Endpoint` pairs each signature's function with how a batch of raw
 features becomes its request and which inputs the Keras model sees for it,
 so export checks, warmup requests and tests treat every signature alike.
+
+What a bad request gets (see `kmtl.export.checks` and `kmtl.export.wire`):
+
+- a raw-feature input of another rank or trailing shape, or inputs of
+  different batch sizes: an `InvalidArgument` from checks in the graph,
+  before the model runs, naming the signature, the input(s), the expected
+  shape and the received one;
+- an input of another dtype: refused by TensorFlow at the signature's
+  boundary, before any graph runs, with a message that names the input by
+  position only (a signature has one dtype per input; nothing in the graph
+  can change this). Convert requests with `check_inputs` (or send them
+  with `kmtl.serving.Client` and the model's spec): a `ValueError` names
+  the feature;
+- to `examples`, a row that is not a serialized `tf.Example`: an
+  `InvalidArgument` naming the signature and the rows; a missing or
+  mistyped feature: TF's `InvalidArgument` naming the feature and the row.
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kmtl.export.checks import assert_inputs
 from kmtl.export.examples import EXAMPLES_KEY
 from kmtl.export.examples import parse_examples
 from kmtl.export.examples import serialize_examples
@@ -107,8 +124,11 @@ def endpoints(
 
     signature = dict(signature)
 
-    def serve(features):
+    def predict(features):
         return dict(model(features, training=False))
+
+    def serve(features):
+        return predict(assert_inputs(features, signature, SIGNATURE_KEY))
 
     result = {
         SIGNATURE_KEY: Endpoint(
@@ -123,8 +143,8 @@ def endpoints(
                 model, signature, scenario.name, index, name
             )
 
-    def serve_examples(examples):
-        return serve(parse_examples(examples, signature, spec))
+    def serve_examples(examples):  # parsed inputs have the right shapes
+        return predict(parse_examples(examples, signature, spec))
 
     def examples_request(features):
         protos = serialize_examples(_as_arrays(features), spec)
@@ -160,6 +180,7 @@ def _scenario_endpoint(
     trailing = list(column_spec.shape[1:])
 
     def serve(features):
+        features = assert_inputs(features, others, name)
         batch = tf.shape(next(iter(features.values())))[:1]
         filled = tf.fill(
             tf.concat([batch, tf.constant(trailing, tf.int32)], axis=0),

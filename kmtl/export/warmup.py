@@ -30,6 +30,8 @@ def predict_request(
     model_name: str,
     signature_name: str,
     inputs: Mapping[str, Any],
+    *,
+    input_signature: Mapping[str, Any] | None = None,
 ) -> Any:
     """Builds a `tensorflow.serving.PredictRequest`.
 
@@ -38,9 +40,18 @@ def predict_request(
         signature_name: str. The signature to run.
         inputs: dict input name -> array (strings as object or bytes
             arrays).
+        input_signature: dict name -> `tf.TensorSpec`, or None. The
+            signature's inputs (`signature_inputs(export_dir, name)`): the
+            arrays are checked and converted with `check_inputs` first, so
+            that a wrong dtype or shape raises a `ValueError` naming the
+            feature rather than a refusal from TF Serving naming an input
+            by position. Defaults to `None`: sent as given.
 
     Returns:
         A `predict_pb2.PredictRequest`.
+
+    Raises:
+        ValueError: with `input_signature`, as `check_inputs` raises.
 
     Example:
 
@@ -53,6 +64,10 @@ def predict_request(
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
+    if input_signature is not None:
+        from kmtl.export.checks import check_inputs
+
+        inputs = check_inputs(inputs, input_signature, what="inputs")
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name

@@ -36,5 +36,27 @@ class SessionModel:
         fetches = {name: info.name for name, info in signature.outputs.items()}
         return self.session.run(fetches, feeds)
 
+    def run_as_served(
+        self, signature_name: str, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Like `run`, but feeds the arrays as they are, as TF Serving
+        does: `Session.run` checks a feed's shape against the placeholder
+        and casts its dtype in Python first, which TF Serving's C++ session
+        does not (there, only the graph's own checks see a wrong shape)."""
+        signature = self.signature_defs[signature_name]
+        feeds = {
+            self.graph.get_tensor_by_name(signature.inputs[name].name).ref(): (
+                np.asarray(value)
+            )
+            for name, value in inputs.items()
+        }
+        names = list(signature.outputs)
+        fetches = [
+            self.graph.get_tensor_by_name(signature.outputs[name].name)
+            for name in names
+        ]
+        values = self.session._do_run(None, [], fetches, feeds, None, None)
+        return dict(zip(names, values, strict=True))
+
     def close(self) -> None:
         self.session.close()
