@@ -7,20 +7,38 @@ loopback ports: TF Serving's REST API (`GET /v1/models/<name>[/versions/
 `instances`, `{"error": ...}` with HTTP 400/404) and its gRPC API
 (`PredictionService.Predict`, `ModelService.GetModelStatus`). Each version
 runs through TF's session loader with its SignatureDefs, as TF Serving
-runs it. Like the real server, it checks each request against the
-SignatureDef (missing or extra inputs, dtypes, shapes) and answers
-`INVALID_ARGUMENT` naming the input; errors raised by the graph (the
-scenario range check) come back as they are. It is not a server to deploy:
-no batching, no version policy, no model reloading.
+runs it, after replaying its warmup requests. Like the real server, it
+checks each request against the SignatureDef (missing or extra inputs,
+dtypes, shapes) and answers `INVALID_ARGUMENT` naming the input; errors
+raised by the graph (the scenario range check) come back as they are. It
+is not a server to deploy: no batching, no version policy, no model
+reloading.
+
+As the real server, REST speaks HTTP/1.1 with keep-alive, reads only the
+signature's keys of a columnar `inputs` object (TF Serving's
+`json_tensor.cc` ignores the others) and refuses unknown keys in
+`instances`; JSON floats may be `NaN` / `Infinity` (TF Serving parses with
+RapidJSON's `kParseNanAndInfFlag`), `null` is refused.
+
+For the client's tests it counts the TCP connections it accepts
+(`connections()`: REST connections accepted, distinct gRPC peers) and can
+misbehave on purpose (`fault(...)`): drop the connection, answer 200
+without `outputs`, answer malformed JSON, a 5xx page, answer slowly, or
+close a kept-alive connection after answering (an idle-timeout drop).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import pathlib
 import re
+import socket
+import sys
 import threading
+import time
+from collections.abc import Iterator
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -34,7 +52,11 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from kmtl.export import SIGNATURE_KEY
 from kmtl.export import list_versions
+from kmtl.export import read_warmup
+from kmtl.export.warmup import ASSETS_EXTRA
+from kmtl.export.warmup import WARMUP_FILE
 from tests.export.session_loader import SessionModel
 
 _PATH = re.compile(
@@ -56,30 +78,105 @@ def _invalid(message: str) -> RequestError:
     return RequestError(message, 400, grpc.StatusCode.INVALID_ARGUMENT)
 
 
+FAULTS = (
+    "drop",  # close the connection without answering (gRPC: UNAVAILABLE)
+    "no_outputs",  # HTTP 200 with `{}` (gRPC: an empty PredictResponse)
+    "malformed",  # HTTP 200 with a body that is not JSON
+    "status_502",  # HTTP 502 with an HTML page, as a proxy answers
+    "slow",  # answer after `delay` seconds
+    "close_after",  # answer, then close the kept-alive connection
+)
+
+
+class _Faults:
+    """The fault to apply to the next `times` predict requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mode: str | None = None
+        self._left = 0
+        self.delay = 0.0
+
+    def set(self, mode: str | None, times: int, delay: float) -> None:
+        with self._lock:
+            self._mode, self._left, self.delay = mode, times, delay
+
+    def take(self) -> str | None:
+        with self._lock:
+            if self._mode is None or self._left == 0:
+                return None
+            self._left -= 1
+            return self._mode
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Counts accepted TCP connections; a deep accept queue, as a real
+    server has (socketserver's default of 5 makes a burst of connects
+    wait for SYN retransmits, about 1 s)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.accepted = 0
+        self._count_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address) -> None:
+        with self._count_lock:
+            self.accepted += 1
+        super().process_request(request, client_address)
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # prints it
+        # A client that went away (timed out) is not the server's error.
+
+
 class FakeModelServer:
     """Serves `base_path`'s versions as model `model_name` (a test double).
 
     Args:
         model_name: str. The served model name.
         base_path: path. The directory of integer versions.
+        idle_timeout: float or None. Seconds a kept-alive REST connection
+            may stay idle before the server closes it. Defaults to `None`
+            (never).
+        grpc_workers: int. Threads answering gRPC calls. Defaults to 8.
 
     Example:
 
     ```python
     with FakeModelServer("tiny", base) as server:
         Client(f"localhost:{server.rest_port}", "tiny").predict(df)
+        with server.fault("drop"):
+            ...  # the next predict request is dropped
     ```
     """
 
-    def __init__(self, model_name: str, base_path: str | pathlib.Path):
+    def __init__(
+        self,
+        model_name: str,
+        base_path: str | pathlib.Path,
+        *,
+        idle_timeout: float | None = None,
+        grpc_workers: int = 8,
+    ):
         self.model_name = model_name
         self.models = {
             v: SessionModel(pathlib.Path(base_path) / str(v))
             for v in list_versions(base_path)
         }
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        for version, model in self.models.items():
+            _warm_up(model, pathlib.Path(base_path) / str(version))
+        self.faults = _Faults()
+        self._grpc_peers: set[str] = set()
+        self._peers_lock = threading.Lock()
+        self._http = _HTTPServer(("127.0.0.1", 0), _handler(self, idle_timeout))
         self.rest_port = self._http.server_address[1]
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=grpc_workers)
+        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _PredictionService(self), self._grpc
         )
@@ -102,6 +199,33 @@ class FakeModelServer:
         self._grpc.stop(grace=None)
         for model in self.models.values():
             model.close()
+
+    # --- test hooks -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def fault(
+        self, mode: str, times: int = 1, delay: float = 1.0
+    ) -> Iterator[None]:
+        """Misbehaves on the next `times` predict requests (`-1`: all)
+        until the block ends; see `FAULTS`."""
+        if mode not in FAULTS:
+            raise ValueError(f"fault must be one of {FAULTS}: {mode!r}")
+        self.faults.set(mode, times, delay)
+        try:
+            yield
+        finally:
+            self.faults.set(None, 0, 0.0)
+
+    def connections(self) -> dict[str, int]:
+        """TCP connections so far: REST ones accepted, distinct gRPC
+        peers (one per client connection: its address and port)."""
+        with self._peers_lock:
+            grpc_peers = len(self._grpc_peers)
+        return {"rest": self._http.accepted, "grpc": grpc_peers}
+
+    def _grpc_peer(self, context: grpc.ServicerContext) -> None:
+        with self._peers_lock:
+            self._grpc_peers.add(context.peer())
 
     # --- shared by REST and gRPC ------------------------------------------
 
@@ -166,6 +290,18 @@ class FakeModelServer:
             raise _invalid(err.message) from None
 
 
+def _warm_up(model: SessionModel, version_dir: pathlib.Path) -> None:
+    """Replays the version's `tf_serving_warmup_requests`, as TF Serving
+    does before it marks a version AVAILABLE: the first run of each
+    signature builds its executor (about 0.3 s here)."""
+    if not (version_dir / ASSETS_EXTRA / WARMUP_FILE).is_file():
+        return
+    for log in read_warmup(version_dir):
+        request = log.predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        model.run(request.model_spec.signature_name or SIGNATURE_KEY, inputs)
+
+
 def _from_json(value: object, dtype: int, name: str) -> np.ndarray:
     """A JSON tensor as an array of the SignatureDef's dtype."""
     if dtype == types_pb2.DT_STRING:
@@ -195,28 +331,59 @@ def _from_json(value: object, dtype: int, name: str) -> np.ndarray:
     return array.astype(tf.dtypes.as_dtype(dtype).as_numpy_dtype)
 
 
-def _handler(server: FakeModelServer) -> type:
+def _handler(server: FakeModelServer, idle_timeout: float | None) -> type:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving
+        disable_nagle_algorithm = True
+        timeout = idle_timeout
+
         def log_message(self, *args: object) -> None:
             pass
 
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except TimeoutError:  # idle past `idle_timeout`: close
+                self.close_connection = True
+
         def do_GET(self) -> None:  # noqa: N802
-            self._answer(self._get)
+            self._answer(self._get, None)
 
         def do_POST(self) -> None:  # noqa: N802
-            self._answer(self._post)
+            # Read the whole body first: on a kept-alive connection, an
+            # unread body would be parsed as the next request.
+            length = int(self.headers.get("Content-Length", 0))
+            self._body = self.rfile.read(length)
+            fault = server.faults.take()
+            if fault == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault == "slow":
+                time.sleep(server.faults.delay)
+            self._answer(self._post, fault)
 
-        def _answer(self, handle) -> None:
+        def _answer(self, handle, fault: str | None) -> None:
             try:
                 status, body = 200, handle()
             except RequestError as err:
                 status, body = err.http, {"error": str(err)}
             data = json.dumps(body).encode()
+            kind = "application/json"
+            if fault == "no_outputs":
+                status, data = 200, b"{}"
+            elif fault == "malformed":
+                status, data = 200, b'{"outputs": {"ctr": [[0.5'
+            elif fault == "status_502":
+                status, kind = 502, "text/html"
+                data = b"<html><body>502 Bad Gateway</body></html>"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data)  # TCP_NODELAY: no Nagle stall
+            if fault == "close_after":  # as an idle timeout would
+                self.close_connection = True
 
         def _route(self, verb: str) -> tuple[str, int | None]:
             match = _PATH.match(self.path)
@@ -245,9 +412,8 @@ def _handler(server: FakeModelServer) -> type:
         def _post(self) -> dict:
             name, version = self._route(":predict")
             model = server.model(name, version)
-            length = int(self.headers.get("Content-Length", 0))
             try:
-                body = json.loads(self.rfile.read(length))
+                body = json.loads(self._body)
             except ValueError as err:
                 raise _invalid(f"JSON Parse error: {err}") from None
             signature_name = body.get("signature_name", "serving_default")
@@ -261,11 +427,30 @@ def _handler(server: FakeModelServer) -> type:
                 server.predict(model, signature_name, {})  # raises
             columnar = "inputs" in body
             if columnar:
-                columns = body["inputs"]
+                # As TF Serving: only the signature's keys are read.
+                columns = {
+                    key: value
+                    for key, value in body["inputs"].items()
+                    if key in signature.inputs
+                }
+                for key in sorted(signature.inputs):
+                    if key not in columns:
+                        raise _invalid(
+                            f"Missing named input: {key} in 'inputs' object."
+                        )
             else:
                 rows = body["instances"]
                 if not all(isinstance(row, dict) for row in rows):
                     raise _invalid("instances must be a list of objects")
+                for i, row in enumerate(rows):
+                    for key in row:
+                        if key not in signature.inputs:
+                            raise _invalid(
+                                f"Failed to process element: {i} key: {key} "
+                                "of 'instances' list. Error: "
+                                "INVALID_ARGUMENT: JSON object: does not "
+                                f"have named input: {key}"
+                            )
                 columns = {
                     key: [row.get(key) for row in rows]
                     for key in {k for row in rows for k in row}
@@ -302,6 +487,14 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.server = server
 
     def Predict(self, request, context):  # noqa: N802
+        self.server._grpc_peer(context)
+        fault = self.server.faults.take()
+        if fault == "drop":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "Connection reset")
+        if fault == "slow":
+            time.sleep(self.server.faults.delay)
+        if fault == "no_outputs":
+            return predict_pb2.PredictResponse()
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
         try:
@@ -339,6 +532,7 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.server = server
 
     def GetModelStatus(self, request, context):  # noqa: N802
+        self.server._grpc_peer(context)
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
         try:
@@ -351,3 +545,31 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
             status.version = v
             status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
         return response
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.serving.fake_model_server NAME BASE_PATH`: serves
+    in this process, prints `{"rest_port": ..., "grpc_port": ...}` on one
+    line, answers each `connections` line of stdin with `connections()`
+    as JSON, and stops at the end of stdin (for benchmarks, so that the
+    clients do not share the server's interpreter)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("model_name")
+    parser.add_argument("base_path")
+    args = parser.parse_args(argv)
+    with FakeModelServer(args.model_name, args.base_path) as server:
+        print(
+            json.dumps(
+                {"rest_port": server.rest_port, "grpc_port": server.grpc_port}
+            ),
+            flush=True,
+        )
+        for line in sys.stdin:
+            if line.strip() == "connections":
+                print(json.dumps(server.connections()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,7 @@
-"""The real `tensorflow_model_server`, when it is on PATH: start it on
-loopback ports with `kmtl serve-config`'s files, wait until the model is
-AVAILABLE, call every signature over REST and gRPC, compare with Keras."""
-
-import shutil
-import socket
-import subprocess
+"""The real `tensorflow_model_server`, when it is on PATH (the
+`real_server` fixture of conftest.py starts it on loopback ports with
+`kmtl serve-config`'s files and waits until the model is AVAILABLE): call
+every signature over REST and gRPC, compare with Keras."""
 
 import numpy as np
 import pytest
@@ -12,47 +9,13 @@ import pytest
 from kmtl.export import synthetic_rows
 from kmtl.serving import Client
 from kmtl.serving import ServingError
-from kmtl.serving.config import write_serving_config
 from tests.export.tiny_model import SCENARIOS
 from tests.export.tiny_model import predict
+from tests.serving.conftest import BINARY
 from tests.serving.conftest import MODEL_NAME
+from tests.serving.conftest import NO_BINARY
 
-BINARY = shutil.which("tensorflow_model_server")
-pytestmark = pytest.mark.skipif(
-    BINARY is None,
-    reason="tensorflow_model_server is not on PATH (it cannot be installed "
-    "on our machines; see DESIGN.md); the test double covers the wire "
-    "formats",
-)
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def real_server(served_base, tmp_path_factory):
-    config = write_serving_config(
-        tmp_path_factory.mktemp("config"),
-        {MODEL_NAME: served_base},
-        grpc_port=_free_port(),
-        rest_port=_free_port(),
-    )
-    process = subprocess.Popen(
-        config.server_command(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        Client(
-            f"127.0.0.1:{config.rest_port}", MODEL_NAME
-        ).wait_until_available(120)
-        yield config
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+pytestmark = pytest.mark.skipif(BINARY is None, reason=NO_BINARY)
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
