@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 
-from kmtl.cli import main
 from kmtl.data.pandas import to_dataset
 from kmtl.training.quality import load_benchmark_data
 from kmtl.training.quality import train_with_early_stopping
@@ -13,32 +12,21 @@ from kmtl.training.quality import train_with_early_stopping
 TINY = {"bottom_units": [8], "tower_units": [4]}
 
 
-def test_two_seeds_write_the_table(tmp_path, capsys):
+def test_two_seeds_write_the_table(tmp_path, kmtl_cli):
     out = tmp_path / "quality"
-    code = main(
-        [
-            "benchmark",
-            "quality",
-            "--dataset",
-            "synthetic",
-            "--rows",
-            "1200",
-            "--models",
-            "shared_bottom",
-            "--seeds",
-            "2",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "256",
-            "--hparams",
-            json.dumps({"shared_bottom": TINY}),
-            "--out",
-            str(out),
-        ]
+    code, printed, _ = kmtl_cli(
+        "benchmark",
+        "quality",
+        dataset="synthetic",
+        rows=1200,
+        models="shared_bottom",
+        seeds=2,
+        epochs=1,
+        batch_size=256,
+        hparams={"shared_bottom": TINY},
+        out=out,
     )
     assert code == 0
-    printed = capsys.readouterr().out
     assert "auc_mean" in printed
     # One progress line per finished run.
     assert "- shared_bottom seed 0: test AUC ctr 0." in printed
