@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import re
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -39,6 +38,8 @@ from typing import Any
 from typing import ClassVar
 
 import numpy as np
+
+from kmtl import validation
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CATEGORICAL_DTYPES = ("int64", "string")
@@ -66,33 +67,17 @@ def _check_name(what: str, name: Any) -> None:
         )
 
 
-def _check_positive_int(owner: str, arg: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{owner}: `{arg}` must be a positive integer. "
-            f"Received: {arg}={value!r}"
-        )
+def _checked(obj: Any, arg: str, check: Any, owner: str) -> Any:
+    """Runs a `kmtl.validation` check on field `arg` of a (frozen) spec and
+    stores its canonical value (a NumPy integer becomes an `int`)."""
+    value = check(getattr(obj, arg), arg, f"{owner}: ")
+    object.__setattr__(obj, arg, value)
+    return value
 
 
-def _check_optional_str(owner: str, arg: str, value: Any) -> None:
-    """`value` is `None` or a non-empty string."""
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(
-            f"{owner}: `{arg}` must be a non-empty string or None. "
-            f"Received: {arg}={value!r}"
-        )
-
-
-def _check_str_list(owner: str, arg: str, value: Any) -> tuple[str, ...]:
-    """`value` is a list (or tuple) of non-empty strings; returns a tuple."""
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, str) and v for v in value
-    ):
-        raise ValueError(
-            f"{owner}: `{arg}` must be a list of non-empty strings. "
-            f"Received: {arg}={value!r}"
-        )
-    return tuple(value)
+def _optional_text(value: Any, name: str, owner: str = "") -> Any:
+    """None, or a non-empty string (`kmtl.validation.text`)."""
+    return None if value is None else validation.text(value, name, owner)
 
 
 def _vocabulary_entry(value: Any) -> str | None:
@@ -179,8 +164,8 @@ class CategoricalFeature:
             object.__setattr__(self, "vocabulary", vocab)
         for arg in ("vocabulary_size", "hash_bins"):
             if getattr(self, arg) is not None:
-                _check_positive_int(owner, arg, getattr(self, arg))
-        _check_optional_str(owner, "group", self.group)
+                _checked(self, arg, validation.positive_int, owner)
+        _checked(self, "group", _optional_text, owner)
         default = "string" if self.vocabulary is not None else "int64"
         dtype = default if self.dtype is None else self.dtype
         if not isinstance(dtype, str) or dtype not in CATEGORICAL_DTYPES:
@@ -250,8 +235,8 @@ class NumericalFeature:
     def __post_init__(self) -> None:
         _check_name("feature", self.name)
         owner = f"NumericalFeature {self.name!r}"
-        _check_positive_int(owner, "dim", self.dim)
-        _check_optional_str(owner, "group", self.group)
+        _checked(self, "dim", validation.positive_int, owner)
+        _checked(self, "group", _optional_text, owner)
         if (self.mean is None) != (self.variance is None):
             raise ValueError(
                 f"{owner}: give both `mean` and `variance`, or neither. "
@@ -335,7 +320,7 @@ class SequenceFeature:
     def __post_init__(self) -> None:
         _check_name("feature", self.name)
         owner = f"SequenceFeature {self.name!r}"
-        _check_positive_int(owner, "max_length", self.max_length)
+        _checked(self, "max_length", validation.positive_int, owner)
         if not isinstance(self.combiner, str) or self.combiner not in (
             "mean",
             "sum",
@@ -344,8 +329,8 @@ class SequenceFeature:
                 f"{owner}: `combiner` must be 'mean' or 'sum'. "
                 f"Received: combiner={self.combiner!r}"
             )
-        _check_optional_str(owner, "shared_with", self.shared_with)
-        _check_optional_str(owner, "group", self.group)
+        _checked(self, "shared_with", _optional_text, owner)
+        _checked(self, "group", _optional_text, owner)
         ids = ("vocabulary_size", "vocabulary", "hash_bins")
         given = [a for a in ids if getattr(self, a) is not None]
         if self.shared_with is None and len(given) != 1:
@@ -551,32 +536,21 @@ class TaskSpec:
             self, "label", labels[0] if len(labels) == 1 else labels
         )
         if self.kind == "multiclass":
-            _check_positive_int(owner, "num_classes", self.num_classes)
+            _checked(self, "num_classes", validation.positive_int, owner)
         elif self.num_classes is not None:
             raise ValueError(
                 f"{owner}: `num_classes` is for multiclass tasks. "
                 f"Received: num_classes={self.num_classes!r}, "
                 f"kind={self.kind!r}"
             )
-        weight = self.weight
-        if (
-            isinstance(weight, (bool, np.bool_))
-            or not isinstance(weight, numbers.Real)
-            or not math.isfinite(weight)
-            or weight < 0
-        ):
-            raise ValueError(
-                f"{owner}: `weight` must be a finite number >= 0. "
-                f"Received: weight={self.weight!r}"
-            )
-        object.__setattr__(self, "weight", float(weight))
-        _check_optional_str(owner, "loss", self.loss)
+        _checked(self, "weight", validation.non_negative_float, owner)
+        _checked(self, "loss", _optional_text, owner)
         object.__setattr__(self, "loss", self.loss or DEFAULT_LOSSES[self.kind])
-        _check_optional_str(owner, "sample_space", self.sample_space)
+        _checked(self, "sample_space", _optional_text, owner)
         metrics = (
             DEFAULT_METRICS[self.kind]
             if self.metrics is None
-            else _check_str_list(owner, "metrics", self.metrics)
+            else _checked(self, "metrics", validation.name_list, owner)
         )
         object.__setattr__(self, "metrics", tuple(metrics))
         if self.sample_space == self.name:
@@ -704,7 +678,7 @@ class FeatureSpec:
         tasks = tuple(self.tasks)
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "tasks", tasks)
-        _check_positive_int("FeatureSpec", "embedding_dim", self.embedding_dim)
+        _checked(self, "embedding_dim", validation.positive_int, "FeatureSpec")
         self._check_unique("feature", [f.name for f in features])
         self._check_unique("task", [t.name for t in tasks])
         names = {f.name for f in features}

@@ -357,3 +357,13 @@ def test_from_dataframe_rejects_an_empty_dataframe():
     df = pd.DataFrame({"x": np.zeros(0), "click": np.zeros(0, int)})
     with pytest.raises(ValueError, match="the DataFrame is empty"):
         FeatureSpec.from_dataframe(df, labels=["click"])
+
+
+def test_numpy_scalars_are_integers_and_floats_as_everywhere():
+    feature = CategoricalFeature("x", vocabulary_size=np.int64(5))
+    assert feature.vocabulary_size == 5
+    assert type(feature.vocabulary_size) is int
+    task = TaskSpec("t", label="y", weight=np.float32(0.5))
+    assert type(task.weight) is float
+    with pytest.raises(ValueError, match="`vocabulary_size`.*Received"):
+        CategoricalFeature("x", vocabulary_size=True)
