@@ -19,37 +19,21 @@ def serve(kmtl_exported):
     return tf.saved_model.load(str(kmtl_exported)).signatures["serving_default"]
 
 
+# Values real logs hold, by dtype kind: huge and negative ids, NaN/inf
+# floats (strings draw empty and unicode texts).
+_POOLS = {
+    "i": [-1, 0, 2**31, 2**32 + 3, 2**62],
+    "f": [np.nan, np.inf, -np.inf, 1e30, 0.0],
+}
+
+
 def _extreme(value, draw):
-    """Same dtype and shape, values real logs hold: huge and negative ids,
-    NaN/inf floats, empty and unicode strings."""
-    if value.dtype.kind in "iu":
-        pool = [-1, 0, 2**31, 2**32 + 3, 2**62]
-        return np.asarray(
-            draw(
-                st.lists(
-                    st.sampled_from(pool),
-                    min_size=value.size,
-                    max_size=value.size,
-                )
-            ),  # fmt: skip
-            dtype=value.dtype,
-        ).reshape(value.shape)
-    if value.dtype.kind == "f":
-        pool = [np.nan, np.inf, -np.inf, 1e30, 0.0]
-        return np.asarray(
-            draw(
-                st.lists(
-                    st.sampled_from(pool),
-                    min_size=value.size,
-                    max_size=value.size,
-                )
-            ),  # fmt: skip
-            dtype=value.dtype,
-        ).reshape(value.shape)
-    texts = draw(
-        st.lists(st.text(max_size=5), min_size=value.size, max_size=value.size)
-    )
-    return np.asarray(texts, dtype=object).reshape(value.shape)
+    """Extreme values of the same dtype and shape."""
+    pool = _POOLS.get("i" if value.dtype.kind in "iu" else value.dtype.kind)
+    element = st.text(max_size=5) if pool is None else st.sampled_from(pool)
+    drawn = draw(st.lists(element, min_size=value.size, max_size=value.size))
+    dtype = object if pool is None else value.dtype
+    return np.asarray(drawn, dtype=dtype).reshape(value.shape)
 
 
 @settings(
