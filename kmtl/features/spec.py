@@ -75,9 +75,8 @@ def _checked(obj: Any, arg: str, check: Any, owner: str) -> Any:
     return value
 
 
-def _optional_text(value: Any, name: str, owner: str = "") -> Any:
-    """None, or a non-empty string (`kmtl.validation.text`)."""
-    return None if value is None else validation.text(value, name, owner)
+# None, or a non-empty string.
+_optional_text = validation.Check(validation.text, optional=True)
 
 
 def _vocabulary_entry(value: Any) -> str | None:
