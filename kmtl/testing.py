@@ -625,8 +625,17 @@ def _check_export(
     from kmtl.export import SIGNATURE_KEY
     from kmtl.export import export
     from kmtl.export import scenario_signature_key
+    from kmtl.features.inputs import missing_inputs
 
     name = model.name
+    if spec.bias_names:  # served without them: the model sees them missing
+        features = {k: features[k] for k in spec.serving_input_names}
+        rows = len(next(iter(features.values())))
+        features = {
+            **features,
+            **missing_inputs(spec, spec.bias_names, rows),
+        }
+        predictions = _predict(model, features)
     try:
         path = export(
             model, os.path.join(directory, name), sample=_rows(features, 8)
@@ -660,10 +669,11 @@ def _check_export(
         return function
 
     def serve(function: Any, batch: Mapping[str, Any]) -> dict:
-        outputs = function(**{k: tf.constant(v) for k, v in batch.items()})
+        _, inputs = function.structured_input_signature
+        outputs = function(**{k: tf.constant(batch[k]) for k in inputs})
         return {k: v.numpy() for k, v in outputs.items()}
 
-    serve_default = check_signature(SIGNATURE_KEY, spec.input_names)
+    serve_default = check_signature(SIGNATURE_KEY, spec.serving_input_names)
     for rows in batch_sizes:
         _assert_close(
             f"Model {name!r}: {SIGNATURE_KEY!r} at batch size {rows} vs "
@@ -692,7 +702,7 @@ def _check_export(
     routed = _predict(
         model, {**features, column: index.reshape(shape).astype(dtype)}
     )
-    others = [n for n in spec.input_names if n != column]
+    others = [n for n in spec.serving_input_names if n != column]
     for i, value in enumerate(values):
         key = scenario_signature_key(value)
         function = check_signature(key, others)

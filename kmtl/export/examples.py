@@ -80,8 +80,11 @@ def feature_description(
         signature: dict name -> `tf.TensorSpec`. The model inputs, as
             `serving_input_signature(model)` returns them.
         spec: FeatureSpec or None. Marks which inputs are sequences (parsed
-            as variable-length lists and padded). Defaults to `None`: every
-            input is a required fixed-length feature.
+            as variable-length lists and padded) and which are numericals,
+            which may be absent from an example: an absent numerical is
+            parsed as NaN, i.e. missing, and filled by the model as a NaN in
+            a DataFrame is. Defaults to `None`: every input is a required
+            fixed-length feature.
 
     Returns:
         dict name -> `tf.io.FixedLenFeature` or `tf.io.RaggedFeature`.
@@ -98,11 +101,17 @@ def feature_description(
     import tensorflow as tf
 
     sequences = _sequence_lengths(signature, spec)
+    numericals = set(spec.names("numerical")) if spec is not None else set()
     description = {}
     for name, tensor_spec in signature.items():
         dtype = _parse_dtype(tensor_spec.dtype)
         if name in sequences:
             description[name] = tf.io.RaggedFeature(dtype)
+        elif name in numericals:
+            shape = tensor_spec.shape[1:]
+            description[name] = tf.io.FixedLenFeature(
+                shape, dtype, default_value=np.full(shape, np.nan, "float32")
+            )
         else:
             description[name] = tf.io.FixedLenFeature(
                 tensor_spec.shape[1:], dtype

@@ -47,6 +47,7 @@ from kmtl.export.checks import assert_inputs
 from kmtl.export.examples import EXAMPLES_KEY
 from kmtl.export.examples import parse_examples
 from kmtl.export.examples import serialize_examples
+from kmtl.features.inputs import missing_inputs
 from kmtl.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -123,16 +124,30 @@ def endpoints(
     import tensorflow as tf
 
     signature = dict(signature)
+    bias = {
+        name: signature.pop(name)
+        for name in (spec.bias_names if spec is not None else ())
+        if name in signature
+    }
 
     def predict(features):
-        return dict(model(features, training=False))
+        filled = _missing_inputs(bias, tf.shape(next(iter(features.values()))))
+        return dict(model({**features, **filled}, training=False))
 
     def serve(features):
         return predict(assert_inputs(features, signature, SIGNATURE_KEY))
 
+    def request(features):  # what a client sends: no bias feature
+        return {k: v for k, v in _as_arrays(features).items() if k not in bias}
+
+    def model_inputs(features):  # what the model sees: bias ones missing
+        arrays = request(features)
+        rows = len(next(iter(arrays.values())))
+        return {**arrays, **missing_inputs(spec, list(bias), rows)}
+
     result = {
         SIGNATURE_KEY: Endpoint(
-            SIGNATURE_KEY, serve, signature, _as_arrays, _as_arrays
+            SIGNATURE_KEY, serve, signature, request, model_inputs
         )
     }
     scenario = spec.scenario if spec is not None else None
@@ -140,14 +155,14 @@ def endpoints(
         for index, value in enumerate(scenario.values):
             name = scenario_signature_key(value)
             result[name] = _scenario_endpoint(
-                model, signature, scenario.name, index, name
+                predict, signature, scenario.name, index, name, model_inputs
             )
 
     def serve_examples(examples):  # parsed inputs have the right shapes
         return predict(parse_examples(examples, signature, spec))
 
     def examples_request(features):
-        protos = serialize_examples(_as_arrays(features), spec)
+        protos = serialize_examples(request(features), spec)
         return {EXAMPLES_KEY: np.asarray(protos, dtype=object)}
 
     result[EXAMPLES_KEY] = Endpoint(
@@ -155,19 +170,53 @@ def endpoints(
         serve_examples,
         tf.TensorSpec([None], tf.string, name=EXAMPLES_KEY),
         examples_request,
-        _as_arrays,
+        model_inputs,
     )
     return result
 
 
+def _missing_value(dtype: tf.DType) -> Any:
+    """What a missing raw value of `dtype` is: `""`, NaN or id -1 (as
+    `kmtl.data.features_from_dataframe` writes them)."""
+    if dtype.name == "string":
+        return ""
+    return np.nan if dtype.is_floating else -1
+
+
+def _missing_inputs(inputs: Mapping[str, Any], batch: Any) -> dict[str, Any]:
+    """In-graph inputs of `batch` rows holding missing values: how the
+    signatures send the bias features they do not take."""
+    import tensorflow as tf
+
+    return {
+        name: tf.fill(
+            tf.concat(
+                [batch[:1], tf.constant(list(s.shape[1:]), tf.int32)], axis=0
+            ),
+            tf.constant(_missing_value(s.dtype), s.dtype),
+        )
+        for name, s in inputs.items()
+    }
+
+
 def _scenario_endpoint(
-    model: keras.Model,
+    predict: Callable[[dict[str, Any]], dict[str, Any]],
     signature: dict[str, tf.TensorSpec],
     column: str,
     index: int,
     name: str,
+    model_inputs: Callable[[Mapping[str, Any]], dict[str, Any]],
 ) -> Endpoint:
-    """An endpoint that serves scenario `index` with `column` removed."""
+    """An endpoint that serves scenario `index` with `column` removed.
+
+    Args:
+        predict: the model on a full input dict (bias features filled).
+        signature: the inputs of `serving_default`.
+        column: the scenario column.
+        index: the scenario index the endpoint serves.
+        name: its signature key.
+        model_inputs: `serving_default`'s raw batch -> model inputs.
+    """
     import tensorflow as tf
 
     column_spec = signature[column]
@@ -186,19 +235,20 @@ def _scenario_endpoint(
             tf.concat([batch, tf.constant(trailing, tf.int32)], axis=0),
             tf.constant(index, column_spec.dtype),
         )
-        return dict(model({**features, column: filled}, training=False))
+        return predict({**features, column: filled})
 
     def request(features):
-        return {k: v for k, v in _as_arrays(features).items() if k != column}
+        inputs = model_inputs(features)
+        return {k: inputs[k] for k in others}
 
-    def model_inputs(features):
-        arrays = _as_arrays(features)
+    def scenario_inputs(features):
+        arrays = model_inputs(features)
         rows = len(next(iter(arrays.values())))
         shape = (rows, *trailing)
         dtype = column_spec.dtype.as_numpy_dtype
         return {**arrays, column: np.full(shape, index, dtype=dtype)}
 
-    return Endpoint(name, serve, others, request, model_inputs)
+    return Endpoint(name, serve, others, request, scenario_inputs)
 
 
 def _as_arrays(features: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -42,7 +42,9 @@ class FeatureEncoder(keras.layers.Layer):
     - numericals are normalised, `(x - mean) / sqrt(variance)`, and
       concatenated. A missing numerical (NaN or +-inf) is filled with the
       feature's mean, i.e. 0 after normalisation (0 for a raw feature), and
-      flagged 0 in `"dense_mask"`.
+      flagged 0 in `"dense_mask"`;
+    - bias features (`bias=True`: position, device) are kept apart, in the
+      `"bias_*"` outputs, so that only models that model the bias see them.
 
     String features need the TensorFlow backend (the lookup tables are TF
     ops); integer and float features work on every backend.
@@ -66,6 +68,14 @@ class FeatureEncoder(keras.layers.Layer):
         be in range on the TensorFlow backend with an error naming the
         column; `"levels"`: `[B, L]` int32 ids of the scenario hierarchy
         levels, coarse to fine (only when the scenario has levels).
+        With sequences, `"sequences"`: dict name -> `[B, L, D]` unpooled
+        step embeddings, and `"sequence_masks"`: dict name -> `[B, L]`
+        floats, 1 at real steps, 0 at padding. With bias features,
+        `"bias_fields"`: `[B, Fb, D]` embeddings of the categorical ones;
+        `"bias_dense"`: `[B, Db]` normalised numerical ones (missing filled
+        with 0); `"bias_present"`: `[B, 1]` floats, 1 where every bias
+        feature is present (id >= 0, non-empty string, finite number) and 0
+        where one is missing: what the serving signatures send.
 
     Example:
 
@@ -107,13 +117,25 @@ class FeatureEncoder(keras.layers.Layer):
             embeddings_regularizer
         )
         self.embedding_dim = spec.embedding_dim
+        bias = set(spec.bias_names)
         self.field_names = [
             f.name
             for f in spec.features
             if isinstance(f, (CategoricalFeature, SequenceFeature))
+            and f.name not in bias
         ]
-        self.dense_names = spec.names("numerical")
+        self.sequence_names = spec.names("sequence")
+        self.dense_names = [n for n in spec.names("numerical") if n not in bias]
         self.dense_dim = sum(spec.feature(n).dim for n in self.dense_names)
+        self.bias_field_names = [
+            n for n in spec.names("categorical") if n in bias
+        ]
+        self.bias_dense_names = [
+            n for n in spec.names("numerical") if n in bias
+        ]
+        self.bias_dense_dim = sum(
+            spec.feature(n).dim for n in self.bias_dense_names
+        )
         # Rows of the shared table: one slice per feature owning a vocabulary.
         self._offsets: dict[str, int] = {}
         rows = 0
@@ -200,12 +222,16 @@ class FeatureEncoder(keras.layers.Layer):
             embedded = ops.take(
                 self.embeddings, ops.concatenate(ids, axis=1), axis=0
             )
-            out["fields"] = self._pool(embedded, masks)
+            out["fields"] = self._pool(embedded, masks, out)
         else:
             batch = ops.shape(next(iter(inputs.values())))[0]
             out["fields"] = ops.zeros((batch, 0, self.embedding_dim))
         if self.dense_names:
-            out["dense"], out["dense_mask"] = self._dense(inputs)
+            out["dense"], out["dense_mask"] = self._dense(
+                inputs, self.dense_names
+            )
+        if self.bias_field_names or self.bias_dense_names:
+            out.update(self._bias(inputs))
         scenario = self.spec.scenario
         if scenario is not None:
             out["scenario"] = check_scenario_ids(
@@ -225,8 +251,39 @@ class FeatureEncoder(keras.layers.Layer):
                 )
         return out
 
-    def _pool(self, embedded: Any, masks: list[Any]) -> Any:
-        """Splits the gathered rows per field; pools each sequence."""
+    def _bias(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The bias features' encodings and whether all are present."""
+        out, present = {}, []
+        if self.bias_field_names:
+            ids = []
+            for name in self.bias_field_names:
+                feature = self.spec.feature(name)
+                raw = inputs[name]
+                present.append(
+                    ops.not_equal(raw, SEQUENCE_STRING_PAD)
+                    if feature.dtype == "string"
+                    else ops.greater_equal(raw, 0)
+                )
+                ids.append(ops.expand_dims(self._table_ids(feature, raw), -1))
+            out["bias_fields"] = ops.take(
+                self.embeddings, ops.concatenate(ids, axis=1), axis=0
+            )
+        if self.bias_dense_names:
+            dense, mask = self._dense(inputs, self.bias_dense_names)
+            out["bias_dense"] = dense
+            present.append(ops.all(ops.greater(mask, 0.5), axis=-1))
+        every = present[0]
+        for other in present[1:]:
+            every = ops.logical_and(every, other)
+        out["bias_present"] = ops.expand_dims(
+            ops.cast(every, self.compute_dtype), -1
+        )
+        return out
+
+    def _pool(self, embedded: Any, masks: list[Any], out: dict) -> Any:
+        """Splits the gathered rows per field; pools each sequence and puts
+        its unpooled steps and mask in `out["sequences"]` and
+        `out["sequence_masks"]`."""
         fields, start, seq = [], 0, 0
         for name in self.field_names:
             feature = self.spec.feature(name)
@@ -238,6 +295,8 @@ class FeatureEncoder(keras.layers.Layer):
             start += feature.max_length
             mask = ops.expand_dims(ops.cast(masks[seq], rows.dtype), -1)
             seq += 1
+            out.setdefault("sequences", {})[name] = rows
+            out.setdefault("sequence_masks", {})[name] = mask[..., 0]
             pooled = ops.sum(rows * mask, axis=1, keepdims=True)
             if feature.combiner == "mean":
                 count = ops.sum(mask, axis=1, keepdims=True)
@@ -249,9 +308,11 @@ class FeatureEncoder(keras.layers.Layer):
             return embedded
         return ops.concatenate(fields, axis=1)
 
-    def _dense(self, inputs: Mapping[str, Any]) -> tuple[Any, Any]:
-        """The numericals side by side, normalised in one affine op (many
-        scalar inputs cost one op, not one per column), and their mask.
+    def _dense(
+        self, inputs: Mapping[str, Any], names: list[str]
+    ) -> tuple[Any, Any]:
+        """The numericals `names` side by side, normalised in one affine op
+        (many scalar inputs cost one op, not one per column), and their mask.
 
         Returns:
             (dense, mask): `[B, Dd]` values with every non-finite one
@@ -259,7 +320,7 @@ class FeatureEncoder(keras.layers.Layer):
             1.0 where the value was finite, else 0.0.
         """
         parts, means, scales = [], [], []
-        for name in self.dense_names:
+        for name in names:
             feature: NumericalFeature = self.spec.feature(name)
             x = ops.cast(inputs[name], self.compute_dtype)
             parts.append(ops.reshape(x, (-1, feature.dim)))
@@ -304,6 +365,34 @@ class FeatureEncoder(keras.layers.Layer):
                 out[key] = keras.KerasTensor(
                     (batch, self.dense_dim), dtype=self.compute_dtype
                 )
+        if self.sequence_names:
+            lengths = {
+                n: self.spec.feature(n).max_length for n in self.sequence_names
+            }
+            out["sequences"] = {
+                n: keras.KerasTensor(
+                    (batch, length, self.embedding_dim),
+                    dtype=self.compute_dtype,
+                )
+                for n, length in lengths.items()
+            }
+            out["sequence_masks"] = {
+                n: keras.KerasTensor((batch, length), dtype=self.compute_dtype)
+                for n, length in lengths.items()
+            }
+        if self.bias_field_names:
+            out["bias_fields"] = keras.KerasTensor(
+                (batch, len(self.bias_field_names), self.embedding_dim),
+                dtype=self.compute_dtype,
+            )
+        if self.bias_dense_names:
+            out["bias_dense"] = keras.KerasTensor(
+                (batch, self.bias_dense_dim), dtype=self.compute_dtype
+            )
+        if self.bias_field_names or self.bias_dense_names:
+            out["bias_present"] = keras.KerasTensor(
+                (batch, 1), dtype=self.compute_dtype
+            )
         if self.spec.scenario is not None:
             out["scenario"] = keras.KerasTensor((batch,), dtype="int32")
             if self.spec.scenario.levels:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from kmtl.features.spec import FeatureSpec
 from kmtl.features.spec import NumericalFeature
@@ -60,3 +61,32 @@ def inputs(spec: FeatureSpec) -> dict[str, keras.KerasTensor]:
         )
         for name in spec.input_names
     }
+
+
+def missing_inputs(
+    spec: FeatureSpec, names: list[str], rows: int
+) -> dict[str, np.ndarray]:
+    """Raw inputs of `rows` rows in which every value is missing: `""` for
+    strings, `-1` for ids, NaN for numericals (as `kmtl.data` writes missing
+    values). The serving signatures send the bias features, which they do
+    not take, this way.
+
+    Args:
+        spec: FeatureSpec.
+        names: the input names to fill.
+        rows: int. Batch size.
+
+    Returns:
+        dict name -> NumPy array `[rows, ...]` of the input's dtype.
+    """
+    out = {}
+    for name in names:
+        shape = (rows, *input_shape(spec, name))
+        dtype = input_dtype(spec, name)
+        if dtype == "string":
+            out[name] = np.full(shape, "", dtype=object)
+        else:
+            out[name] = np.full(
+                shape, np.nan if dtype == "float32" else -1, dtype=dtype
+            )
+    return out

@@ -79,6 +79,11 @@ def _checked(obj: Any, arg: str, check: Any, owner: str) -> Any:
 _optional_text = validation.Check(validation.text, optional=True)
 
 
+_OMIT_DEFAULT = {"omit_default": True}
+"""Field metadata: `to_dict` leaves the field out while it has its default
+(newer optional fields, so older spec files and dicts stay as they were)."""
+
+
 def _vocabulary_entry(value: Any) -> str | None:
     """A vocabulary entry as a string, or `None` when it cannot be one
     (missing values, containers, booleans, non-finite numbers)."""
@@ -120,6 +125,11 @@ class CategoricalFeature:
         group: str. A tag such as `"user"`, `"item"`, `"context"`,
             `"domain"`, `"prior"` that some models select fields by.
             Defaults to `None`.
+        bias: bool. A bias feature (display position, device, ...): a
+            training input only. Bias-aware models (`biasnet`) feed it to a
+            shallow tower whose logit is added in training and left out at
+            serving; every other model ignores it; exported signatures never
+            take it. Defaults to `False`.
 
     Example:
 
@@ -133,6 +143,7 @@ class CategoricalFeature:
     hash_bins: int | None = None
     dtype: str | None = None
     group: str | None = None
+    bias: bool = dataclasses.field(default=False, metadata=_OMIT_DEFAULT)
     kind: ClassVar[str] = "categorical"
 
     def __post_init__(self) -> None:
@@ -165,6 +176,7 @@ class CategoricalFeature:
             if getattr(self, arg) is not None:
                 _checked(self, arg, validation.positive_int, owner)
         _checked(self, "group", _optional_text, owner)
+        _checked(self, "bias", validation.boolean, owner)
         default = "string" if self.vocabulary is not None else "int64"
         dtype = default if self.dtype is None else self.dtype
         if not isinstance(dtype, str) or dtype not in CATEGORICAL_DTYPES:
@@ -216,6 +228,8 @@ class NumericalFeature:
         mean: float or list of `dim` floats. Defaults to `None` (raw).
         variance: float or list of `dim` floats, > 0. Defaults to `None`.
         group: str. A field-group tag. Defaults to `None`.
+        bias: bool. A training-only bias feature, as for
+            `CategoricalFeature`. Defaults to `False`.
 
     Example:
 
@@ -228,6 +242,7 @@ class NumericalFeature:
     mean: float | tuple[float, ...] | None = None
     variance: float | tuple[float, ...] | None = None
     group: str | None = None
+    bias: bool = dataclasses.field(default=False, metadata=_OMIT_DEFAULT)
     kind: ClassVar[str] = "numerical"
     dtype: ClassVar[str] = "float32"
 
@@ -236,6 +251,7 @@ class NumericalFeature:
         owner = f"NumericalFeature {self.name!r}"
         _checked(self, "dim", validation.positive_int, owner)
         _checked(self, "group", _optional_text, owner)
+        _checked(self, "bias", validation.boolean, owner)
         if (self.mean is None) != (self.variance is None):
             raise ValueError(
                 f"{owner}: give both `mean` and `variance`, or neither. "
@@ -284,7 +300,9 @@ class SequenceFeature:
     """A variable-length list of categorical ids, embedded and pooled.
 
     The raw input is `[batch, max_length]`, padded with `-1` (ids) or `""`
-    (strings); padding is masked out of the pooling.
+    (strings); padding is masked out of the pooling. Models that read a
+    sequence step by step (attention, recurrent layers) get it unpooled as
+    well, `[batch, max_length, D]` with its mask (see `FeatureEncoder`).
 
     Args:
         name: str. The column and input name.
@@ -298,6 +316,11 @@ class SequenceFeature:
         dtype: str. `"int64"` or `"string"`. Defaults like
             `CategoricalFeature` (or to the shared feature's dtype).
         group: str. A field-group tag. Defaults to `None`.
+        step_of: str. Name of another `SequenceFeature` whose steps this one
+            describes, position by position (the scenario or the action
+            type of each event in a behaviour sequence): same `max_length`,
+            padded at the same positions. Step-wise models concatenate its
+            embeddings to that sequence's steps. Defaults to `None`.
 
     Example:
 
@@ -314,6 +337,9 @@ class SequenceFeature:
     combiner: str = "mean"
     dtype: str | None = None
     group: str | None = None
+    step_of: str | None = dataclasses.field(
+        default=None, metadata=_OMIT_DEFAULT
+    )
     kind: ClassVar[str] = "sequence"
 
     def __post_init__(self) -> None:
@@ -330,6 +356,7 @@ class SequenceFeature:
             )
         _checked(self, "shared_with", _optional_text, owner)
         _checked(self, "group", _optional_text, owner)
+        _checked(self, "step_of", _optional_text, owner)
         ids = ("vocabulary_size", "vocabulary", "hash_bins")
         given = [a for a in ids if getattr(self, a) is not None]
         if self.shared_with is None and len(given) != 1:
@@ -495,11 +522,17 @@ class TaskSpec:
             trained on clicks). Defaults to `None` (every row).
         metrics: list of str. Keras metric names (`"auc"` becomes
             `keras.metrics.AUC`). `None` picks the kind's defaults.
+        facets: dict facet -> value, e.g. `{"behaviour": "click",
+            "user_group": "new"}`: what the task is about along each axis.
+            Facet-aware models (`mfh`, `hmtl`) route tasks on them. Defaults
+            to none.
 
     Example:
 
     >>> TaskSpec("cvr", label="purchase", sample_space="ctr").loss
     'binary_crossentropy'
+    >>> TaskSpec("click_new", facets={"behaviour": "click"}).facet("behaviour")
+    'click'
     """
 
     name: str
@@ -510,10 +543,14 @@ class TaskSpec:
     weight: float = 1.0
     sample_space: str | None = None
     metrics: tuple[str, ...] | None = None
+    facets: tuple[tuple[str, str], ...] = dataclasses.field(
+        default=(), metadata=_OMIT_DEFAULT
+    )
 
     def __post_init__(self) -> None:
         _check_name("task", self.name)
         owner = f"TaskSpec {self.name!r}"
+        object.__setattr__(self, "facets", _check_facets(self.facets, owner))
         if not isinstance(self.kind, str) or self.kind not in TASK_KINDS:
             raise ValueError(
                 f"{owner}: `kind` must be one of {TASK_KINDS}. "
@@ -563,6 +600,10 @@ class TaskSpec:
         """The label columns (one, or several multiplied together)."""
         return (self.label,) if isinstance(self.label, str) else self.label
 
+    def facet(self, name: str) -> str | None:
+        """The task's value on facet `name`, or `None` without one."""
+        return dict(self.facets).get(name)
+
     def to_dict(self) -> dict[str, Any]:
         """The task as a JSON-ready dict (`TaskSpec.from_dict` reverses it)."""
         return _to_dict(self)
@@ -577,11 +618,43 @@ class TaskSpec:
         return _from_dict(cls, data, "the TaskSpec dict")
 
 
+def _check_facets(facets: Any, owner: str) -> tuple[tuple[str, str], ...]:
+    """Facets as sorted `(facet, value)` pairs: names for keys, non-empty
+    strings for values."""
+    pairs = facets.items() if isinstance(facets, Mapping) else facets
+    try:
+        pairs = tuple((k, v) for k, v in pairs)
+    except (TypeError, ValueError):
+        pairs = None
+    if pairs is None or not all(
+        isinstance(k, str)
+        and _NAME.match(k)
+        and isinstance(v, str)
+        and v.strip()
+        for k, v in pairs
+    ):
+        raise ValueError(
+            f"{owner}: `facets` must map facet names (identifiers) to "
+            "non-empty strings, e.g. {'behaviour': 'click', 'user_group': "
+            f"'new'}}. Received: facets={facets!r}"
+        )
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError(
+            f"{owner}: a facet appears twice. Received: facets={facets!r}"
+        )
+    return tuple(sorted(pairs))
+
+
 def _to_dict(obj: Any) -> dict[str, Any]:
     out = {}
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
-        if value is None:
+        if value is None or (
+            field.metadata.get("omit_default") and value == field.default
+        ):
+            continue
+        if field.name == "facets":
+            out[field.name] = dict(value)
             continue
         out[field.name] = list(value) if isinstance(value, tuple) else value
     return out
@@ -726,6 +799,30 @@ class FeatureSpec:
                         f"differs from {target.name!r}'s {target.dtype!r}."
                     )
 
+        for f in features:
+            if isinstance(f, SequenceFeature) and f.step_of is not None:
+                target = next(
+                    (g for g in features if g.name == f.step_of), None
+                )
+                if (
+                    not isinstance(target, SequenceFeature)
+                    or target.step_of is not None
+                    or target.max_length != f.max_length
+                ):
+                    raise ValueError(
+                        f"SequenceFeature {f.name!r}: step_of={f.step_of!r} "
+                        "must name a SequenceFeature of this spec with the "
+                        f"same max_length ({f.max_length}) that is not a "
+                        "step feature itself. Expected one of "
+                        f"{self.names('sequence')}."
+                    )
+        bias = [f.name for f in features if getattr(f, "bias", False)]
+        if bias and len(bias) == len(features):
+            raise ValueError(
+                f"FeatureSpec: every feature is a bias feature ({bias}); a "
+                "model needs at least one feature it serves with."
+            )
+
     @staticmethod
     def _check_unique(what: str, names: list[str]) -> None:
         seen = set()
@@ -776,6 +873,30 @@ class FeatureSpec:
                 if col not in names:
                     names.append(col)
         return names
+
+    @property
+    def bias_names(self) -> list[str]:
+        """The bias features: training inputs that serving never takes."""
+        return [f.name for f in self.features if getattr(f, "bias", False)]
+
+    @property
+    def serving_input_names(self) -> list[str]:
+        """`input_names` less the bias features: what a served model takes."""
+        bias = set(self.bias_names)
+        return [n for n in self.input_names if n not in bias]
+
+    def step_features(self, sequence: str) -> list[str]:
+        """The sequences that describe `sequence`'s steps (`step_of`)."""
+        return [
+            f.name
+            for f in self.features
+            if isinstance(f, SequenceFeature) and f.step_of == sequence
+        ]
+
+    def facet_values(self, facet: str) -> list[str]:
+        """The distinct values of a task facet, in task order."""
+        values = [t.facet(facet) for t in self.tasks]
+        return list(dict.fromkeys(v for v in values if v is not None))
 
     def replace(self, **changes: Any) -> FeatureSpec:
         """A copy with some fields changed (validated again)."""
@@ -868,6 +989,7 @@ class FeatureSpec:
         max_vocabulary: int = 10_000,
         embedding_dim: int = 16,
         groups: Mapping[str, str] | None = None,
+        bias: Iterable[str] = (),
     ) -> FeatureSpec:
         """Infers features, vocabularies and normalisation from a DataFrame.
 
@@ -904,6 +1026,8 @@ class FeatureSpec:
                 Defaults to 10,000.
             embedding_dim: int. Field embedding width. Defaults to 16.
             groups: dict column -> group tag. Defaults to none.
+            bias: columns that are bias features (`bias=True`: display
+                position, device), training inputs only. Defaults to none.
 
         Returns:
             A `FeatureSpec`.
@@ -934,7 +1058,8 @@ class FeatureSpec:
                         f"the DataFrame. Expected one of {list(df.columns)}."
                     )
             label_cols.update(cols)
-        for col in (scenario, *exclude):
+        bias = tuple(bias)
+        for col in (scenario, *exclude, *bias):
             if col is not None and col not in df.columns:
                 raise ValueError(
                     f"Column {col!r} is not in the DataFrame. Expected one "
@@ -991,6 +1116,16 @@ class FeatureSpec:
                     features.append(
                         _infer_strings(col, sample, max_vocabulary, group)
                     )
+        for i, feature in enumerate(features):
+            if feature.name not in bias:
+                continue
+            if isinstance(feature, SequenceFeature):
+                raise ValueError(
+                    f"Column {feature.name!r} cannot be a bias feature: it "
+                    "holds lists; a bias feature is one categorical or "
+                    "numerical value per row."
+                )
+            features[i] = dataclasses.replace(feature, bias=True)
         scenario_spec = None
         if scenario is not None:
             ids = df[scenario]

@@ -358,7 +358,7 @@ class Client:
         """The signature's input arrays for the rows of `data`."""
         names = _column_names(data)
         if self.spec is not None:  # labels and other extra columns stay out
-            names = [n for n in names if n in self.spec.input_names]
+            names = [n for n in names if n in self.spec.serving_input_names]
             columns = {
                 n: _spec_column(data[n], input_dtype(self.spec, n))
                 for n in names

@@ -84,7 +84,7 @@ def mixed_calls(
     from kmtl.export.sample import synthetic_rows
 
     scenario = spec.scenario.name if spec.scenario is not None else None
-    missing = next(n for n in spec.input_names if n != scenario)
+    missing = next(n for n in spec.serving_input_names if n != scenario)
     calls = []
     bad = 0
     for i in range(distinct):

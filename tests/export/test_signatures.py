@@ -149,17 +149,38 @@ def test_example_missing_a_required_feature_names_it(kmtl_spec, session):
     example = tf.train.Example.FromString(
         serialize_examples(features, kmtl_spec)[0]
     )
-    del example.features.feature["price"]
-    with pytest.raises(tf.errors.InvalidArgumentError, match="price"):
+    del example.features.feature["country"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="country"):
         session.run("examples", {"examples": _protos(example)})
+
+
+def test_example_without_a_numerical_serves_it_as_missing(kmtl_spec, session):
+    features = synthetic_rows(kmtl_spec, 1, seed=7)
+    example = tf.train.Example.FromString(
+        serialize_examples(features, kmtl_spec)[0]
+    )
+    del example.features.feature["price"]
+    served = session.run("examples", {"examples": _protos(example)})
+    missing = {**features, "price": np.full_like(features["price"], np.nan)}
+    assert_same(served, session.run("serving_default", missing))
+    assert not np.allclose(
+        served["ctr"], session.run("serving_default", features)["ctr"]
+    )
 
 
 def test_feature_description_follows_the_spec(kmtl_model, kmtl_spec):
     description = feature_description(
         serving_input_signature(kmtl_model), kmtl_spec
     )
-    assert description["price"] == tf.io.FixedLenFeature([], tf.float32)
-    assert description["dense"] == tf.io.FixedLenFeature([3], tf.float32)
+    # A numerical may be absent from an example: it is parsed as missing.
+    nan = np.float32(np.nan)
+    assert description["price"] == tf.io.FixedLenFeature(
+        [], tf.float32, default_value=description["price"].default_value
+    )
+    assert np.isnan(description["price"].default_value)
+    assert np.array_equal(
+        description["dense"].default_value, [nan] * 3, equal_nan=True
+    )
     assert description["country"] == tf.io.FixedLenFeature([], tf.string)
     assert description["clicked"] == tf.io.RaggedFeature(tf.int64)
     assert description["tags"] == tf.io.RaggedFeature(tf.string)

@@ -99,8 +99,8 @@ def test_config_round_trip_and_keras_file(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     a = model.predict(_batch(), verbose=0)
     b = loaded.predict(_batch(), verbose=0)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    for x, y in zip(keras.tree.flatten(a), keras.tree.flatten(b), strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_missing_input_is_named():
@@ -153,7 +153,14 @@ def test_missing_numericals_are_filled_with_the_mean_and_masked():
 
 def test_dense_mask_is_in_the_symbolic_output():
     encoded = FeatureEncoder(SPEC)(kmtl.inputs(SPEC))
-    assert set(encoded) == {"fields", "dense", "dense_mask", "scenario"}
+    assert set(encoded) == {
+        "fields",
+        "dense",
+        "dense_mask",
+        "scenario",
+        "sequences",
+        "sequence_masks",
+    }
     assert encoded["dense_mask"].shape == (None, 3)
     spec = SPEC.replace(features=SPEC.features[:3])
     assert "dense_mask" not in FeatureEncoder(spec)(kmtl.inputs(spec))
@@ -221,3 +228,58 @@ def test_every_task_kind_survives_the_keras_file(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert loaded.get_layer("enc").spec == spec
+
+
+def test_sequences_come_unpooled_with_their_mask():
+    model = _model()
+    table = model.get_layer("enc").embeddings.numpy()
+    out = model.predict(_batch(), verbose=0)
+    steps, mask = out["sequences"]["clicked"], out["sequence_masks"]["clicked"]
+    assert steps.shape == (4, 3, 4)
+    np.testing.assert_array_equal(
+        mask, [[1, 1, 0], [0, 0, 0], [1, 1, 1], [1, 0, 0]]
+    )
+    # Row 2 holds ids 3, 3 and 9 (out of range: the OOV row 4) of `item`.
+    np.testing.assert_allclose(steps[2], table[[3, 3, 4]], atol=1e-6)
+    # The pooled field is the masked mean of the steps.
+    pooled = (steps * mask[..., None]).sum(1) / np.maximum(mask.sum(1), 1)[
+        :, None
+    ]
+    np.testing.assert_allclose(out["fields"][:, 3], pooled, atol=1e-6)
+
+
+BIAS_SPEC = FeatureSpec(
+    features=[
+        CategoricalFeature("item", vocabulary_size=4),
+        CategoricalFeature("position", vocabulary_size=5, bias=True),
+        CategoricalFeature("device", vocabulary=["ios", "web"], bias=True),
+        NumericalFeature("price"),
+        NumericalFeature("dwell", bias=True),
+    ],
+    tasks=[TaskSpec("ctr", label="click")],
+    embedding_dim=3,
+)
+
+
+def test_bias_features_are_kept_apart_with_their_presence():
+    x = kmtl.inputs(BIAS_SPEC)
+    model = keras.Model(x, FeatureEncoder(BIAS_SPEC, name="enc")(x))
+    out = model.predict(
+        {
+            "item": np.array([1, 2, 3]),
+            "position": np.array([0, -1, 4]),
+            "device": np.array(["ios", "web", ""], object),
+            "price": np.array([1.0, 2.0, 3.0], "float32"),
+            "dwell": np.array([0.5, 1.0, 2.0], "float32"),
+        },
+        verbose=0,
+    )
+    # Only `item` and `price` reach the fields and the dense vector.
+    assert out["fields"].shape == (3, 1, 3)
+    assert out["dense"].shape == (3, 1)
+    assert out["bias_fields"].shape == (3, 2, 3)
+    np.testing.assert_allclose(out["bias_dense"][:, 0], [0.5, 1.0, 2.0])
+    # Row 1 lacks its position, row 2 its device.
+    np.testing.assert_array_equal(out["bias_present"][:, 0], [1, 0, 0])
+    assert "position" not in BIAS_SPEC.serving_input_names
+    assert BIAS_SPEC.bias_names == ["position", "device", "dwell"]

@@ -367,3 +367,70 @@ def test_numpy_scalars_are_integers_and_floats_as_everywhere():
     assert type(task.weight) is float
     with pytest.raises(ValueError, match="`vocabulary_size`.*Received"):
         CategoricalFeature("x", vocabulary_size=True)
+
+
+def test_facets_round_trip_and_are_checked():
+    task = TaskSpec(
+        "click_new",
+        label="click",
+        facets={"user_group": "new", "behaviour": "click"},
+    )
+    assert task.facet("behaviour") == "click" and task.facet("other") is None
+    assert TaskSpec.from_dict(task.to_dict()) == task
+    assert "facets" not in TaskSpec("ctr").to_dict()  # old dicts unchanged
+    for bad in ({"behaviour": ""}, {"1x": "a"}, "click", {"a": 3}):
+        with pytest.raises(ValueError, match="TaskSpec 'ctr': `facets`"):
+            TaskSpec("ctr", facets=bad)
+    spec = FeatureSpec(
+        features=[CategoricalFeature("item", vocabulary_size=3)],
+        tasks=[
+            TaskSpec("a", facets={"user_group": "new"}),
+            TaskSpec("b", facets={"user_group": "old"}),
+            TaskSpec("c", facets={"user_group": "new"}),
+        ],
+    )
+    assert spec.facet_values("user_group") == ["new", "old"]
+
+
+def test_step_features_name_a_sequence_of_the_same_length():
+    clicked = SequenceFeature("clicked", max_length=5, vocabulary_size=9)
+    tags = SequenceFeature(
+        "tags", max_length=5, vocabulary_size=3, step_of="clicked"
+    )
+    spec = FeatureSpec(features=[clicked, tags], tasks=[TaskSpec("ctr")])
+    assert spec.step_features("clicked") == ["tags"]
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    short = SequenceFeature(
+        "tags", max_length=4, vocabulary_size=3, step_of="clicked"
+    )
+    with pytest.raises(
+        ValueError, match="step_of='clicked' must name a SequenceFeature"
+    ):
+        FeatureSpec(features=[clicked, short], tasks=[TaskSpec("ctr")])
+
+
+def test_bias_features_are_training_inputs_only():
+    spec = FeatureSpec(
+        features=[
+            CategoricalFeature("item", vocabulary_size=3),
+            CategoricalFeature("position", vocabulary_size=10, bias=True),
+        ],
+        tasks=[TaskSpec("ctr")],
+    )
+    assert spec.input_names == ["item", "position"]
+    assert spec.serving_input_names == ["item"]
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="every feature is a bias feature"):
+        FeatureSpec(features=[spec.features[1]], tasks=[TaskSpec("ctr")])
+    with pytest.raises(ValueError, match="`bias` must be"):
+        CategoricalFeature("position", vocabulary_size=10, bias="yes")
+
+
+def test_from_dataframe_marks_bias_columns():
+    df = pd.DataFrame(
+        {"item": [1, 2, 3], "position": [0, 1, 2], "click": [0, 1, 0]}
+    )
+    spec = FeatureSpec.from_dataframe(df, ["click"], bias=["position"])
+    assert spec.bias_names == ["position"]
+    with pytest.raises(ValueError, match="'pos' is not in the DataFrame"):
+        FeatureSpec.from_dataframe(df, ["click"], bias=["pos"])

@@ -5,6 +5,7 @@ field.
 `HYPOTHESIS_PROFILE=slow` runs many more examples.
 """
 
+import dataclasses
 import json
 import os
 import string
@@ -69,7 +70,11 @@ def features(draw, name, categoricals):
     if kind == "categorical":
         dtype = draw(st.sampled_from(["int64", "string"]))
         return CategoricalFeature(
-            name, dtype=dtype, group=group, **_ids(draw, dtype)
+            name,
+            dtype=dtype,
+            group=group,
+            bias=draw(st.booleans()),
+            **_ids(draw, dtype),
         )
     if kind == "numerical":
         dim = draw(st.integers(1, 4))
@@ -85,7 +90,9 @@ def features(draw, name, categoricals):
                         st.lists(POSITIVE, min_size=dim, max_size=dim)
                     ),
                 }
-        return NumericalFeature(name, dim=dim, group=group, **stats)
+        return NumericalFeature(
+            name, dim=dim, group=group, bias=draw(st.booleans()), **stats
+        )
     common = dict(
         max_length=draw(st.integers(1, 50)),
         combiner=draw(st.sampled_from(["mean", "sum"])),
@@ -97,6 +104,26 @@ def features(draw, name, categoricals):
         )
     dtype = draw(st.sampled_from(["int64", "string"]))
     return SequenceFeature(name, dtype=dtype, **common, **_ids(draw, dtype))
+
+
+def _with_step_features(draw, feats):
+    """Some sequences become step features of an earlier sequence of the
+    same length."""
+    out = []
+    for f in feats:
+        heads = [
+            g.name
+            for g in out
+            if isinstance(g, SequenceFeature)
+            and g.step_of is None
+            and g.max_length == getattr(f, "max_length", None)
+        ]
+        if isinstance(f, SequenceFeature) and heads and draw(st.booleans()):
+            f = dataclasses.replace(f, step_of=draw(st.sampled_from(heads)))
+        out.append(f)
+    if all(getattr(f, "bias", False) for f in out):
+        out[0] = dataclasses.replace(out[0], bias=False)
+    return out
 
 
 @st.composite
@@ -127,6 +154,7 @@ def tasks(draw, names):
                     st.none()
                     | st.lists(st.sampled_from(METRICS), max_size=3).map(tuple)
                 ),
+                facets=draw(st.dictionaries(NAME, NAME, max_size=2)),
             )
         )
     return out
@@ -160,7 +188,7 @@ def specs(draw):
             levels={c: draw(values) for c in columns},
         )
     return FeatureSpec(
-        features=feats,
+        features=_with_step_features(draw, feats),
         tasks=draw(tasks(task_names)),
         scenario=scenario,
         embedding_dim=draw(st.integers(1, 512)),
