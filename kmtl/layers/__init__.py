@@ -3,6 +3,7 @@
 from kmtl.layers.aesm2 import ExpertSelectionLayer
 from kmtl.layers.aitm import AdaptiveInformationTransfer
 from kmtl.layers.aitm import BehavioralExpectationCalibrator
+from kmtl.layers.bias_tower import BiasTower
 from kmtl.layers.cgc import CGCLayer
 from kmtl.layers.cross import CrossNet
 from kmtl.layers.epnet import EPNet
@@ -26,6 +27,7 @@ from kmtl.layers.switcher import switcher_names
 __all__ = [
     "AdaptiveInformationTransfer",
     "BehavioralExpectationCalibrator",
+    "BiasTower",
     "CGCLayer",
     "CrossNet",
     "EPNet",
