@@ -5,6 +5,7 @@ from kmtl.layers.aitm import AdaptiveInformationTransfer
 from kmtl.layers.aitm import BehavioralExpectationCalibrator
 from kmtl.layers.bias_tower import BiasTower
 from kmtl.layers.cgc import CGCLayer
+from kmtl.layers.consistency_bound import ConsistencyBound
 from kmtl.layers.cross import CrossNet
 from kmtl.layers.epnet import EPNet
 from kmtl.layers.expert_mixture import ExpertMixture
@@ -13,6 +14,7 @@ from kmtl.layers.gate_nu import GateNU
 from kmtl.layers.gates import MixtureGate
 from kmtl.layers.hinet import ScenarioExtractionLayer
 from kmtl.layers.lhuc import LHUC
+from kmtl.layers.missing_value import MissingValueLayer
 from kmtl.layers.mlp import MLP
 from kmtl.layers.mmoe import MMoELayer
 from kmtl.layers.partitioned_normalization import PartitionedNormalization
@@ -29,6 +31,7 @@ __all__ = [
     "BehavioralExpectationCalibrator",
     "BiasTower",
     "CGCLayer",
+    "ConsistencyBound",
     "CrossNet",
     "EPNet",
     "ExpertSelectionLayer",
@@ -37,6 +40,7 @@ __all__ = [
     "GateNU",
     "LHUC",
     "MLP",
+    "MissingValueLayer",
     "MMoELayer",
     "MixtureGate",
     "PPNetMLP",

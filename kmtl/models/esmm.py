@@ -18,15 +18,15 @@ from kmtl.validation import Units
 
 
 def _roles(
-    spec: FeatureSpec, ctr_task: str | None, cvr_task: str | None
+    spec: FeatureSpec, ctr_task: str | None, cvr_task: str | None, model: str
 ) -> tuple[TaskSpec, TaskSpec]:
     """The CTR and CVR tasks of the spec (the two binary tasks, in order,
     unless named)."""
     if ctr_task is None and cvr_task is None:
         if len(spec.tasks) != 2:
             raise ValueError(
-                "Model 'esmm' needs exactly two tasks, CTR then CVR, or the "
-                "hparams `ctr_task` and `cvr_task`. Received tasks "
+                f"Model {model!r} needs exactly two tasks, CTR then CVR, or "
+                "the hparams `ctr_task` and `cvr_task`. Received tasks "
                 f"{spec.task_names}."
             )
         ctr, cvr = spec.tasks
@@ -35,21 +35,64 @@ def _roles(
         cvr = spec.task(cvr_task) if cvr_task else None
         if ctr is None or cvr is None:
             raise ValueError(
-                "Model 'esmm': give both `ctr_task` and `cvr_task`. "
+                f"Model {model!r}: give both `ctr_task` and `cvr_task`. "
                 f"Received: ctr_task={ctr_task!r}, cvr_task={cvr_task!r}"
             )
     for task in (ctr, cvr):
         if task.kind != "binary":
             raise ValueError(
-                f"Model 'esmm': task {task.name!r} must be binary. "
+                f"Model {model!r}: task {task.name!r} must be binary. "
                 f"Received kind={task.kind!r}"
             )
     if ctr.name == cvr.name:
         raise ValueError(
-            "Model 'esmm': `ctr_task` and `cvr_task` must differ. "
+            f"Model {model!r}: `ctr_task` and `cvr_task` must differ. "
             f"Received: {ctr.name!r} twice"
         )
     return ctr, cvr
+
+
+def funnel_tasks(
+    spec: FeatureSpec,
+    model: str,
+    *,
+    ctr_task: str | None,
+    cvr_task: str | None,
+    joint_name: str,
+    joint_hparam: str,
+) -> tuple[TaskSpec, ...]:
+    """The outputs of a click -> conversion funnel model (ESMM and its
+    kin): CTR (its loss, all impressions), CVR (no loss, its metrics on
+    clicked rows) and the joint CTCVR (label = CTR label x CVR label, loss
+    over all impressions with the CVR task's weight).
+
+    Args:
+        spec: FeatureSpec with the two binary tasks.
+        model: the model's name, for the errors.
+        ctr_task, cvr_task: names of the tasks (both, or neither: the
+            spec's two tasks in order).
+        joint_name: name of the joint output.
+        joint_hparam: the hparam that names it, for the errors.
+
+    Returns:
+        (ctr, cvr, joint) TaskSpecs.
+    """
+    ctr, cvr = _roles(spec, ctr_task, cvr_task, model)
+    if joint_name in spec.task_names:
+        raise ValueError(
+            f"Model {model!r}: the spec already has a task {joint_name!r}; "
+            f"pick another `{joint_hparam}`."
+        )
+    return (
+        dataclasses.replace(ctr, sample_space=None),
+        dataclasses.replace(cvr, weight=0.0, sample_space=ctr.name),
+        TaskSpec(
+            joint_name,
+            label=ctr.label_columns + cvr.label_columns,
+            weight=cvr.weight,
+            metrics=cvr.metrics,
+        ),
+    )
 
 
 def esmm_tasks(
@@ -59,24 +102,14 @@ def esmm_tasks(
     cvr_task: str | None = None,
     ctcvr_name: str = "ctcvr",
 ) -> tuple[TaskSpec, ...]:
-    """ESMM's outputs: CTR (its loss, all impressions), CVR (no loss, its
-    metrics on clicked rows) and CTCVR (label = CTR label x CVR label, loss
-    over all impressions with the CVR task's weight)."""
-    ctr, cvr = _roles(spec, ctr_task, cvr_task)
-    if ctcvr_name in spec.task_names:
-        raise ValueError(
-            f"Model 'esmm': the spec already has a task {ctcvr_name!r}; "
-            "pick another `ctcvr_name`."
-        )
-    return (
-        dataclasses.replace(ctr, sample_space=None),
-        dataclasses.replace(cvr, weight=0.0, sample_space=ctr.name),
-        TaskSpec(
-            ctcvr_name,
-            label=ctr.label_columns + cvr.label_columns,
-            weight=cvr.weight,
-            metrics=cvr.metrics,
-        ),
+    """ESMM's outputs (see `funnel_tasks`)."""
+    return funnel_tasks(
+        spec,
+        "esmm",
+        ctr_task=ctr_task,
+        cvr_task=cvr_task,
+        joint_name=ctcvr_name,
+        joint_hparam="ctcvr_name",
     )
 
 

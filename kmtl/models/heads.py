@@ -12,16 +12,21 @@ from kmtl.features.encoder import FeatureEncoder
 from kmtl.features.inputs import inputs as make_inputs
 from kmtl.features.spec import FeatureSpec
 from kmtl.features.spec import TaskSpec
+from kmtl.layers.missing_value import MissingValueLayer
 from kmtl.layers.mlp import MLP
 
 
 def encoded_inputs(
-    spec: FeatureSpec,
+    spec: FeatureSpec, *, missing_values: str = "mean"
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Inputs, their encoding and the flat vector most backbones take.
 
     Args:
         spec: FeatureSpec.
+        missing_values: str. How a missing numerical reaches the flat
+            vector: `"mean"`, the encoder's fill (the feature's mean, 0 once
+            normalised), or `"learned"`, a fill learned per numerical
+            (`MissingValueLayer`). Defaults to `"mean"`.
 
     Returns:
         (inputs, encoded, flat): the dict of `keras.Input`s, the
@@ -35,7 +40,12 @@ def encoded_inputs(
     if fields.shape[1]:
         parts.append(keras.layers.Flatten(name="flatten_fields")(fields))
     if "dense" in encoded:
-        parts.append(encoded["dense"])
+        dense = encoded["dense"]
+        if missing_values == "learned":
+            dense = MissingValueLayer(name="missing_values")(
+                [dense, encoded["dense_mask"]]
+            )
+        parts.append(dense)
     flat = (
         parts[0]
         if len(parts) == 1
