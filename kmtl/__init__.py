@@ -4,7 +4,9 @@ exported for TensorFlow Serving."""
 import importlib.util
 
 from kmtl import data
+from kmtl import inspection
 from kmtl import layers
+from kmtl import plots
 from kmtl.features import CategoricalFeature
 from kmtl.features import FeatureSpec
 from kmtl.features import NumericalFeature
@@ -18,6 +20,7 @@ from kmtl.models import model_tasks
 from kmtl.models import register_model
 from kmtl.training import compile_args
 from kmtl.training import evaluate
+from kmtl.training import predict
 from kmtl.version import __version__
 
 # Export writes TensorFlow SavedModels. Without TensorFlow (Keras on JAX or
@@ -40,8 +43,11 @@ __all__ = [
     "data",
     "export",
     "inputs",
+    "inspection",
     "layers",
     "list_models",
     "model_tasks",
+    "plots",
+    "predict",
     "register_model",
 ]

@@ -41,6 +41,17 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
+PANDAS_HINT = (
+    " Columns of a pandas DataFrame (an int column with NaN is float64, a "
+    "string column with missing values an object array holding NaN) "
+    "convert as the training data does with "
+    "`kmtl.data.features_from_dataframe(df, kmtl.export.load_spec(path))`; "
+    "`kmtl.serving.Client(..., spec=spec)` sends a DataFrame that way, and "
+    "`kmtl.predict(model, df)` predicts one with the Keras model."
+)
+"""Appended to a dtype error: where the usual culprit, pandas, is handled."""
+
+
 def check_inputs(
     features: Mapping[str, Any],
     input_signature: Mapping[str, tf.TensorSpec],
@@ -128,7 +139,7 @@ def _convert(where: str, value: np.ndarray, dtype: tf.DType) -> np.ndarray:
 
     message = (
         f"{where} has dtype {value.dtype}, which does not convert to the "
-        f"model's {dtype.name}."
+        f"model's {dtype.name}.{PANDAS_HINT}"
     )
     is_text = value.dtype.kind in "OSU"
     if dtype.name == "string":

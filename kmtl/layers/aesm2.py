@@ -501,6 +501,24 @@ class ExpertSelectionLayer(ExpertMixture):
         _, ids, gate_input = self._split_inputs(inputs)
         return self._select(ids, gate_input, training)
 
+    def named_gate_weights(self, inputs: Any) -> dict[str, Any]:
+        """The gate inspection protocol (`kmtl.inspection`).
+
+        Args:
+            inputs: as in `call`.
+
+        Returns:
+            dict gate name -> `[B, num_experts]` mixture weights, zero
+            outside the top-K selection (so the share of rows where a
+            weight is positive is the expert's selection rate):
+            `"task_<j>"` per gate with `per_gate_outputs=True`; else one
+            `"routed"` entry, each row under the gate of its id.
+        """
+        weights = self.select_experts(inputs)["weights"]  # [B, T, n]
+        if not self.per_gate_outputs:
+            return {"routed": weights[:, 0]}
+        return {f"task_{j}": weights[:, j] for j in range(self.num_gates)}
+
     def call(self, inputs: Any, training: Any = None) -> Any:
         x, ids, gate_input = self._split_inputs(inputs)
         selection = self._select(ids, gate_input, training)

@@ -212,6 +212,29 @@ class CGCLayer(Switcher):
         _, gate_inputs = self._split_inputs(inputs)
         return self.gate(gate_inputs)
 
+    def gate_names(self) -> list[str]:
+        """The gates' names: `"task_<k>"`, then `"shared"` (with
+        `return_shared`)."""
+        names = [f"task_{k}" for k in range(self.num_tasks)]
+        return names + ["shared"] * int(self.return_shared)
+
+    def named_gate_weights(self, inputs: Any) -> dict[str, Any]:
+        """The gate inspection protocol (`kmtl.inspection`).
+
+        Args:
+            inputs: as in `call`.
+
+        Returns:
+            dict gate name (`gate_names()`) -> `[B, E_total]` weights,
+            zero on the experts the gate cannot use (`named_gate_masks`).
+        """
+        weights = self.gate_weights(inputs)  # [B, G, E_total]
+        return {name: weights[:, g] for g, name in enumerate(self.gate_names())}
+
+    def named_gate_masks(self) -> dict[str, list[int]]:
+        """Gate name -> 0/1 per expert: the experts that gate may use."""
+        return dict(zip(self.gate_names(), self.expert_mask, strict=True))
+
     def call(self, inputs: Any) -> list[Any]:
         expert_inputs, gate_inputs = self._split_inputs(inputs)
         experts = self.experts(expert_inputs)  # [B, E, H]

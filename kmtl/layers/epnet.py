@@ -74,13 +74,29 @@ class EPNet(keras.layers.Layer):
         self.gate.build((None, context_shape[-1] + num_fields * dim))
         self.built = True
 
-    def call(self, inputs: Sequence[Any]) -> Any:
+    def field_gates(self, inputs: Sequence[Any]) -> Any:
+        """The gate `delta` of each field, `[B, F]` in `(0, gamma)`."""
         fields, context = inputs
         flat = ops.reshape(
             ops.stop_gradient(fields), (-1, fields.shape[1] * fields.shape[2])
         )
-        delta = self.gate(ops.concatenate([context, flat], axis=-1))
-        return ops.multiply(fields, ops.expand_dims(delta, -1))
+        return self.gate(ops.concatenate([context, flat], axis=-1))
+
+    def named_gate_weights(self, inputs: Sequence[Any]) -> dict[str, Any]:
+        """The gate inspection protocol (`kmtl.inspection`).
+
+        Args:
+            inputs: as in `call`.
+
+        Returns:
+            `{"fields": [B, F]}`: each field's gate, in the order of the
+            embeddings' field axis.
+        """
+        return {"fields": self.field_gates(inputs)}
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        delta = self.field_gates(inputs)
+        return ops.multiply(inputs[0], ops.expand_dims(delta, -1))
 
     def compute_output_shape(self, input_shape: Sequence[Any]) -> Any:
         return tuple(input_shape[0])

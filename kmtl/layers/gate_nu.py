@@ -123,6 +123,17 @@ class GateNU(keras.layers.Layer):
         logits = self.output_dense(self.hidden(inputs))
         return ops.multiply(ops.sigmoid(logits), self.gamma)
 
+    def named_gate_weights(self, inputs: Any) -> dict[str, Any]:
+        """The gate inspection protocol (`kmtl.inspection`).
+
+        Args:
+            inputs: tensor `[B, d]`, the layer's input.
+
+        Returns:
+            `{"units": [B, units]}`: the gate values, in `(0, gamma)`.
+        """
+        return {"units": self(inputs)}
+
     def compute_output_shape(
         self, input_shape: Sequence[int | None]
     ) -> tuple[int | None, ...]:

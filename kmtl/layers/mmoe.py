@@ -100,6 +100,21 @@ class MMoELayer(Switcher):
             self.build(tuple(inputs.shape))
         return self.gate(inputs)
 
+    def named_gate_weights(self, inputs: Any) -> dict[str, Any]:
+        """The gate inspection protocol (`kmtl.inspection`).
+
+        Args:
+            inputs: tensor `[B, d]`, the layer's input.
+
+        Returns:
+            dict gate name -> `[B, E]` weights: `"task_<k>"` for each task,
+            or `"shared"` alone with `shared_gate`.
+        """
+        weights = self.gate_weights(inputs)  # [B, G, E]
+        if self.shared_gate:
+            return {"shared": weights[:, 0]}
+        return {f"task_{k}": weights[:, k] for k in range(self.num_tasks)}
+
     def call(self, inputs: Any) -> list[Any]:
         experts = self.experts(inputs)  # [B, E, H]
         weights = self.gate(inputs)  # [B, G, E]

@@ -82,9 +82,28 @@ class PPNetMLP(keras.layers.Layer):
             width = units
         self.built = True
 
-    def call(self, inputs: Sequence[Any]) -> Any:
+    def named_gate_weights(self, inputs: Sequence[Any]) -> dict[str, Any]:
+        """The gate inspection protocol (`kmtl.inspection`).
+
+        Args:
+            inputs: as in `call`.
+
+        Returns:
+            dict `"layer_<i>"` -> `[B, units[i]]`: the gate of each hidden
+            layer's units, in `(0, gamma)`.
+        """
+        gate_input = self._gate_input(inputs)
+        return {
+            f"layer_{i}": gate(gate_input) for i, gate in enumerate(self.gates)
+        }
+
+    def _gate_input(self, inputs: Sequence[Any]) -> Any:
         x, persona = inputs
-        gate_input = ops.concatenate([persona, ops.stop_gradient(x)], axis=-1)
+        return ops.concatenate([persona, ops.stop_gradient(x)], axis=-1)
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        x, _ = inputs
+        gate_input = self._gate_input(inputs)
         h = x
         for dense, gate in zip(self.dense_layers, self.gates, strict=True):
             h = ops.multiply(self.activation(dense(h)), gate(gate_input))

@@ -7,15 +7,19 @@ from kmtl.training.callbacks import resumable_callbacks
 from kmtl.training.compile import compile_args
 from kmtl.training.evaluate import evaluate
 from kmtl.training.fused_adam import FusedAdam
+from kmtl.training.gate_callback import GateStatistics
 from kmtl.training.lazy_adam import LazyAdam
+from kmtl.training.predict import predict
 
 __all__ = [
     "EpochCheckpoint",
     "FusedAdam",
+    "GateStatistics",
     "LazyAdam",
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
     "compile_args",
     "evaluate",
+    "predict",
     "resumable_callbacks",
 ]
