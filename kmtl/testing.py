@@ -540,7 +540,19 @@ def _expect_value_error(
 
 def _predict(model: Any, features: Mapping[str, Any]) -> dict[str, Any]:
     rows = len(next(iter(features.values())))
-    out = model.predict(dict(features), batch_size=rows, verbose=0)
+    features = dict(features)
+    if any(
+        np.asarray(v).dtype == object and np.ndim(v) > 1
+        for v in features.values()
+    ):
+        # Keras's NumPy adapter refuses 2-D object (string sequence) arrays.
+        import tensorflow as tf
+
+        features = {
+            k: tf.constant(v) if np.asarray(v).dtype == object else v
+            for k, v in features.items()
+        }
+    out = model.predict(features, batch_size=rows, verbose=0)
     if not isinstance(out, Mapping):
         raise AssertionError(
             f"Model {model.name!r}: predict returned a "

@@ -19,6 +19,7 @@ from kmtl.layers.mlp import MLP
 from kmtl.layers.mmoe import MMoELayer
 from kmtl.layers.partitioned_normalization import PartitionedNormalization
 from kmtl.layers.ppnet import PPNetMLP
+from kmtl.layers.sequence_attention import SequenceAttention
 from kmtl.layers.shared_bottom import SharedBottomLayer
 from kmtl.layers.star_dense import STARDense
 from kmtl.layers.switcher import Switcher
@@ -47,6 +48,7 @@ __all__ = [
     "PartitionedNormalization",
     "STARDense",
     "ScenarioExtractionLayer",
+    "SequenceAttention",
     "SharedBottomLayer",
     "Switcher",
     "get_switcher",

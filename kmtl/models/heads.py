@@ -133,3 +133,54 @@ def task_towers(
             )(branch)
         outputs[task.name] = task_output(branch, task)
     return outputs
+
+
+def sequence_steps(
+    encoded: dict[str, Any], spec: FeatureSpec, name: str
+) -> tuple[Any, Any]:
+    """The steps of sequence `name` with its step features beside them.
+
+    Args:
+        encoded: the `FeatureEncoder` output.
+        spec: FeatureSpec.
+        name: a `SequenceFeature` that is not itself a step feature.
+
+    Returns:
+        (steps, mask): `[B, L, D * (1 + k)]`, the sequence's step
+        embeddings concatenated with those of its `k` step features
+        (`spec.step_features(name)`), and its `[B, L]` 1/0 mask.
+    """
+    parts = [encoded["sequences"][name]] + [
+        encoded["sequences"][step] for step in spec.step_features(name)
+    ]
+    steps = (
+        parts[0]
+        if len(parts) == 1
+        else keras.layers.Concatenate(name=f"{name}_steps")(parts)
+    )
+    return steps, encoded["sequence_masks"][name]
+
+
+def require_sequence(model: str, spec: FeatureSpec, name: str | None) -> str:
+    """The behaviour sequence a sequence model reads: `name`, or the spec's
+    first sequence that is not a step feature.
+
+    Raises:
+        ValueError: naming `model`, when the spec has no such sequence.
+    """
+    heads = [
+        f.name
+        for f in spec.features
+        if f.kind == "sequence" and f.step_of is None
+    ]
+    if name is None and heads:
+        return heads[0]
+    if name in heads:
+        return name
+    raise ValueError(
+        f"Model {model!r} needs a behaviour sequence: declare a "
+        "SequenceFeature (e.g. `SequenceFeature('history', max_length=20, "
+        "shared_with='item_id')`)"
+        + (f" named {name!r}" if name is not None else "")
+        + f". Received the sequences {heads or 'none'}."
+    )
