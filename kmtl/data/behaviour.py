@@ -128,3 +128,38 @@ def make_behaviour_log(
     )
     truth = pd.DataFrame({"ctr": ctr, "cvr": cvr, "ctcvr": ctr * cvr})
     return df, truth
+
+
+def behaviour_spec(df, embedding_dim: int = 8):
+    """The spec of a `make_behaviour_log` DataFrame: inferred, with
+    `history` sharing `item_id`'s embeddings and `history_category`
+    describing its steps (`step_of`).
+
+    Args:
+        df: a DataFrame of `make_behaviour_log`.
+        embedding_dim: int. Defaults to 8.
+
+    Returns:
+        A `FeatureSpec` with tasks `ctr` (click) and `cvr` (purchase, on
+        clicks).
+    """
+    from kmtl.features.spec import FeatureSpec
+    from kmtl.features.spec import SequenceFeature
+
+    spec = FeatureSpec.from_dataframe(
+        df,
+        {"ctr": "click", "cvr": "purchase"},
+        sample_spaces={"cvr": "ctr"},
+        embedding_dim=embedding_dim,
+    )
+    length = spec.feature("history").max_length
+    shared = {
+        "history": SequenceFeature("history", length, shared_with="item_id"),
+        "history_category": SequenceFeature(
+            "history_category",
+            length,
+            shared_with="category",
+            step_of="history",
+        ),
+    }
+    return spec.replace(features=[shared.get(f.name, f) for f in spec.features])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import kmtl
+from kmtl.data.behaviour import behaviour_spec
 from kmtl.data.behaviour import make_behaviour_log
 from kmtl.layers import SequenceAttention
 from kmtl.testing import run_model_test
@@ -15,36 +16,10 @@ TINY = dict(
 )
 
 
-def behaviour_spec(df, embedding_dim=4):
-    """The inferred spec with `history` sharing `item_id`'s embeddings and
-    `history_category` describing its steps."""
-    spec = kmtl.FeatureSpec.from_dataframe(
-        df,
-        {"ctr": "click", "cvr": "purchase"},
-        sample_spaces={"cvr": "ctr"},
-        embedding_dim=embedding_dim,
-    )
-    length = spec.feature("history").max_length
-    features = [
-        kmtl.SequenceFeature("history", length, shared_with="item_id")
-        if f.name == "history"
-        else kmtl.SequenceFeature(
-            "history_category",
-            length,
-            shared_with="category",
-            step_of="history",
-        )
-        if f.name == "history_category"
-        else f
-        for f in spec.features
-    ]
-    return spec.replace(features=features)
-
-
 @pytest.fixture(scope="module")
 def data():
     df, _ = make_behaviour_log(2000, seed=3)
-    return df, behaviour_spec(df)
+    return df, behaviour_spec(df, embedding_dim=4)
 
 
 def test_model_battery(data):

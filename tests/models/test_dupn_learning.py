@@ -14,8 +14,8 @@ from sklearn.metrics import roc_auc_score
 
 import kmtl
 from kmtl.data import to_dataset
+from kmtl.data.behaviour import behaviour_spec
 from kmtl.data.behaviour import make_behaviour_log
-from tests.models.test_dupn import behaviour_spec
 
 
 @pytest.mark.slow
