@@ -4,7 +4,6 @@ and the spec it needs."""
 import numpy as np
 import pytest
 
-import kmtl
 from kmtl.data.behaviour import behaviour_spec
 from kmtl.data.behaviour import make_behaviour_log
 from kmtl.layers import SequenceAttention
