@@ -222,6 +222,40 @@ class ServingConfig:
         return command + self.server_args()
 
 
+def check_model_base_path(name: str, path: str | os.PathLike) -> None:
+    """Raises a `ValueError` unless `path` is a model base path TF Serving
+    can load: a directory holding at least one complete integer version.
+
+    Args:
+        name: the model name, for the message.
+        path: the base path (`saved_models/mmoe`, not `saved_models/mmoe/3`).
+
+    Raises:
+        ValueError: the path is missing, is a version directory itself, or
+            holds no complete version; the message says which.
+    """
+    from kmtl.export.versions import list_versions
+
+    base = pathlib.Path(path)
+    if not base.is_dir():
+        raise ValueError(
+            f"Model {name!r}: base path {str(base)!r} is not a directory. "
+            "Pass the directory `kmtl.export` wrote its versions into."
+        )
+    if (base / "saved_model.pb").is_file():
+        raise ValueError(
+            f"Model {name!r}: {str(base)!r} is a version directory (it holds "
+            "saved_model.pb); TF Serving takes the base path above it: "
+            f"{str(base.parent)!r}."
+        )
+    if not list_versions(base, complete=True):
+        raise ValueError(
+            f"Model {name!r}: base path {str(base)!r} holds no complete "
+            "version (an integer directory with a saved_model.pb); export "
+            "one with `kmtl.export(model, path)` first."
+        )
+
+
 def write_serving_config(
     directory: str | os.PathLike,
     models: Mapping[str, str | os.PathLike],
@@ -259,6 +293,8 @@ def write_serving_config(
             f"The gRPC and REST ports must differ. Received: {grpc_port}"
         )
     text = model_config(models, version_policy)
+    for name, path in models.items():
+        check_model_base_path(name, path)
     batching = Batching() if batching is None else batching
     out = pathlib.Path(directory).resolve()
     out.mkdir(parents=True, exist_ok=True)

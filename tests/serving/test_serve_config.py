@@ -19,8 +19,16 @@ def _parse(path):
     )
 
 
+def _base_path(path):
+    """A model base path with one complete version (a stand-in graph)."""
+    (path / "1").mkdir(parents=True)
+    (path / "1" / "saved_model.pb").write_bytes(b"graph")
+    return path
+
+
 def test_cli_writes_both_files_and_prints_the_commands(tmp_path, capsys):
-    (tmp_path / "mmoe" / "1").mkdir(parents=True)
+    _base_path(tmp_path / "mmoe")
+    _base_path(tmp_path / "ple_models")
     out = tmp_path / "serving"
     code = main(
         [
@@ -93,7 +101,7 @@ def test_cli_writes_both_files_and_prints_the_commands(tmp_path, capsys):
 def test_version_policies(tmp_path, policy, expected):
     assert parse_version_policy(policy) == expected
     config = write_serving_config(
-        tmp_path, {"m": tmp_path / "m"}, version_policy=policy
+        tmp_path, {"m": _base_path(tmp_path / "m")}, version_policy=policy
     )
     entry = _parse(config.models_config).model_config_list.config[0]
     assert entry.model_version_policy.WhichOneof("policy_choice") == next(
@@ -123,3 +131,19 @@ def test_bad_batching_and_ports_are_named(tmp_path):
         write_serving_config(
             tmp_path, {"m": tmp_path}, grpc_port=8500, rest_port=8500
         )
+
+
+def test_paths_tf_serving_cannot_load_are_refused(tmp_path, capsys):
+    base = _base_path(tmp_path / "mmoe")
+    (tmp_path / "empty").mkdir()
+    cases = {
+        tmp_path / "missing": "is not a directory",
+        base / "1": "is a version directory",
+        tmp_path / "empty": "holds no complete version",
+    }
+    for path, message in cases.items():
+        out = tmp_path / "s"
+        code = main(["serve-config", str(path), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
+        assert not out.exists()
