@@ -7,6 +7,8 @@ from kmtl.layers.bias_tower import BiasTower
 from kmtl.layers.cgc import CGCLayer
 from kmtl.layers.consistency_bound import ConsistencyBound
 from kmtl.layers.cross import CrossNet
+from kmtl.layers.dselect_k import DSelectKGate
+from kmtl.layers.dselect_k import DSelectKLayer
 from kmtl.layers.epnet import EPNet
 from kmtl.layers.expert_mixture import ExpertMixture
 from kmtl.layers.experts import Experts
@@ -21,6 +23,7 @@ from kmtl.layers.partitioned_normalization import PartitionedNormalization
 from kmtl.layers.ppnet import PPNetMLP
 from kmtl.layers.sequence_attention import SequenceAttention
 from kmtl.layers.shared_bottom import SharedBottomLayer
+from kmtl.layers.snr import SNRLayer
 from kmtl.layers.star_dense import STARDense
 from kmtl.layers.switcher import Switcher
 from kmtl.layers.switcher import get_switcher
@@ -34,6 +37,8 @@ __all__ = [
     "CGCLayer",
     "ConsistencyBound",
     "CrossNet",
+    "DSelectKGate",
+    "DSelectKLayer",
     "EPNet",
     "ExpertSelectionLayer",
     "ExpertMixture",
@@ -46,6 +51,7 @@ __all__ = [
     "MixtureGate",
     "PPNetMLP",
     "PartitionedNormalization",
+    "SNRLayer",
     "STARDense",
     "ScenarioExtractionLayer",
     "SequenceAttention",
