@@ -14,6 +14,9 @@ from kmtl.layers.expert_mixture import ExpertMixture
 from kmtl.layers.experts import Experts
 from kmtl.layers.gate_nu import GateNU
 from kmtl.layers.gates import MixtureGate
+from kmtl.layers.group_gradient_gate import GroupGradientGate
+from kmtl.layers.group_membership import GroupMembership
+from kmtl.layers.group_router import GroupRouter
 from kmtl.layers.hinet import ScenarioExtractionLayer
 from kmtl.layers.lhuc import LHUC
 from kmtl.layers.missing_value import MissingValueLayer
@@ -44,6 +47,9 @@ __all__ = [
     "ExpertMixture",
     "Experts",
     "GateNU",
+    "GroupGradientGate",
+    "GroupMembership",
+    "GroupRouter",
     "LHUC",
     "MLP",
     "MissingValueLayer",
