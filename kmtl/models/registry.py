@@ -19,6 +19,7 @@ import keras
 from kmtl.features.spec import FeatureSpec
 from kmtl.features.spec import TaskSpec
 from kmtl.models.task_model import TaskModel
+from kmtl.training.balancing import balance
 from kmtl.training.compile import compile_args
 from kmtl.validation import hparam_checks
 
@@ -200,6 +201,7 @@ def build(
     *,
     optimizer: Any = "adam",
     compile: bool = True,
+    task_balancing: Any = None,
     **hparams: Any,
 ) -> TaskModel:
     """Builds a registered model on a spec, compiled with its tasks' losses.
@@ -212,6 +214,11 @@ def build(
             faster on TensorFlow.
         compile: bool. Compile the model with `kmtl.compile_args`.
             Defaults to `True`.
+        task_balancing: str, `kmtl.training.balancing.TaskBalancing` or
+            None. How the tasks' losses are weighed in training (`"fixed"`,
+            `"uncertainty"`, `"dwa"`, `"gradnorm"`, `"metabalance"`; see
+            `kmtl.training.balance`). Defaults to `None` (`TaskSpec.weight`
+            in the compiled loss).
         **hparams: the model's keyword-only hyperparameters.
 
     Returns:
@@ -255,6 +262,8 @@ def build(
         },
         name=name,
     )
+    if task_balancing is not None:
+        balance(model, task_balancing)
     if compile:
         model.compile(optimizer=optimizer, **compile_args(tasks))
     return model

@@ -1,5 +1,8 @@
 """Losses, metrics, compile arguments, optimizers and evaluation."""
 
+from kmtl.training import distributed
+from kmtl.training.balancing import PLEWeightSchedule
+from kmtl.training.balancing import balance
 from kmtl.training.callbacks import EpochCheckpoint
 from kmtl.training.callbacks import NonFiniteLossError
 from kmtl.training.callbacks import StopOnNonFiniteLoss
@@ -17,8 +20,11 @@ __all__ = [
     "GateStatistics",
     "LazyAdam",
     "NonFiniteLossError",
+    "PLEWeightSchedule",
     "StopOnNonFiniteLoss",
+    "balance",
     "compile_args",
+    "distributed",
     "evaluate",
     "predict",
     "resumable_callbacks",

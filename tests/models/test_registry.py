@@ -40,8 +40,10 @@ def test_every_model_has_its_test_file(name):
     module = get_model_entry(name).builder.__module__.rsplit(".", 1)[-1]
     path = HERE / f"test_{module}.py"
     assert path.is_file(), f"{name!r} (kmtl/models/{module}.py) has no {path}"
-    # The battery, through the `model_battery` fixture of conftest.py.
-    assert "model_battery(" in path.read_text(), path
+    # The battery: the `model_battery` fixture of conftest.py, or
+    # `run_model_test` on data of the model's own generator.
+    text = path.read_text()
+    assert "model_battery(" in text or "run_model_test(" in text, path
     assert name in _strings(path), f"{path} does not test {name!r}"
 
 
