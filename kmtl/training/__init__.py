@@ -1,6 +1,5 @@
 """Losses, metrics, compile arguments, optimizers and evaluation."""
 
-from kmtl.training import distributed
 from kmtl.training.balancing import PLEWeightSchedule
 from kmtl.training.balancing import balance
 from kmtl.training.callbacks import EpochCheckpoint
@@ -24,7 +23,6 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "balance",
     "compile_args",
-    "distributed",
     "evaluate",
     "predict",
     "resumable_callbacks",
