@@ -204,7 +204,7 @@ def _floats(name: str, array: np.ndarray) -> np.ndarray:
             f"Feature {name!r} expects float32 numbers; received dtype "
             f"{array.dtype}."
         )
-    return array.astype("float32")
+    return array.astype("float32", copy=False)
 
 
 def _int_ids(name: str, array: np.ndarray) -> np.ndarray:
@@ -235,12 +235,15 @@ def _int_ids(name: str, array: np.ndarray) -> np.ndarray:
             "not fit (hash them to int64 first). "
             f"Received: column={name!r}, max={array.max()}"
         )
-    return array.astype("int64")
+    return array.astype("int64", copy=False)
 
 
 def _pad_sequences(
     name: str, values: Any, max_length: int, dtype: str
 ) -> np.ndarray:
+    if _padded(values, max_length, dtype):
+        # Already `[N, max_length]` (as the file readers give it).
+        return _strings(values) if dtype == "string" else values.astype("int64")
     values = list(values)
     pad = SEQUENCE_STRING_PAD if dtype == "string" else SEQUENCE_INT_PAD
     out = np.full(
@@ -261,6 +264,17 @@ def _pad_sequences(
             seq = _strings(seq)  # a missing event is padding
         out[i, : len(seq)] = seq
     return out
+
+
+def _padded(values: Any, max_length: int, dtype: str) -> bool:
+    """Whether `values` is a padded `[N, max_length]` array of ids (ints)
+    or strings (objects)."""
+    return (
+        isinstance(values, np.ndarray)
+        and values.ndim == 2
+        and values.shape[1] == max_length
+        and values.dtype.kind in ("O" if dtype == "string" else "iu")
+    )
 
 
 def _is_missing(value: Any) -> bool:
