@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from kmtl import validation
 from kmtl.data.synthetic import sigmoid
 
 FACET_BEHAVIOURS = ("click", "purchase")
@@ -106,11 +107,7 @@ def make_faceted(
     """
     import pandas as pd
 
-    if not isinstance(num_rows, (int, np.integer)) or num_rows < 1:
-        raise ValueError(
-            "make_faceted: `num_rows` must be a positive integer. "
-            f"Received: num_rows={num_rows!r}"
-        )
+    validation.positive_int(num_rows, "num_rows", "make_faceted: ")
     if not 0.0 < new_share < 1.0:
         raise ValueError(
             "make_faceted: `new_share` must be a float in (0, 1). "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kmtl import validation
 from kmtl.data.synthetic import sigmoid
 
 NUM_CATEGORIES = 10
@@ -58,11 +59,7 @@ def make_missing_not_at_random(
     """
     import pandas as pd
 
-    if num_rows < 1:
-        raise ValueError(
-            "`num_rows` must be a positive integer. "
-            f"Received: num_rows={num_rows}"
-        )
+    validation.positive_int(num_rows, "num_rows")
     world = np.random.default_rng(world_seed)
     user_click = world.normal(0.0, 0.5, num_users)
     item_click = world.normal(0.0, 0.6, num_items)

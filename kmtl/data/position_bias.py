@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kmtl import validation
 from kmtl.data.synthetic import sigmoid
 
 NUM_POSITIONS = 10
@@ -90,11 +91,7 @@ def make_position_biased(
     """
     import pandas as pd
 
-    if num_rows < 1:
-        raise ValueError(
-            "`num_rows` must be a positive integer. "
-            f"Received: num_rows={num_rows}"
-        )
+    validation.positive_int(num_rows, "num_rows")
     world = _World(world_seed, num_users, num_items)
     rng = np.random.default_rng([world_seed, seed, 7])
     n = num_rows

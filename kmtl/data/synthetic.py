@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from kmtl import validation
+
 SCENARIOS = ("home", "search", "cart", "detail")
 SCENARIO_SHARES = (0.4, 0.3, 0.2, 0.1)
 DEVICES = ("android", "ios", "web")
@@ -81,11 +83,7 @@ def make_synthetic(
     """
     import pandas as pd
 
-    if num_rows < 1:
-        raise ValueError(
-            f"`num_rows` must be a positive integer. Received: "
-            f"num_rows={num_rows}"
-        )
+    validation.positive_int(num_rows, "num_rows")
     world = _World(world_seed)
     rng = np.random.default_rng([world_seed, seed])
     n = num_rows
