@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 import kmtl
-from kmtl.data import make_synthetic
-from kmtl.data import to_dataset
-from kmtl.data.synthetic import true_probabilities
 from kmtl.testing import raw_tensors
-from kmtl.testing import synthetic_spec
-from kmtl.training.metrics import evaluate_predictions
 
 TINY = dict(num_experts=3, num_selectors=2, expert_units=(8,), tower_units=(4,))
 BAD = [
@@ -55,46 +50,3 @@ def test_hinet_takes_dselect_k_as_its_task_switcher(synthetic_small):
     np.testing.assert_allclose(
         served["ctr"], keras.ops.convert_to_numpy(trained["ctr"]), atol=1e-6
     )
-
-
-# === Learning (slow) ===
-
-# As tests/models/test_learning.py: CTR within 0.02 of the oracle AUC,
-# CVR (trained on ~21k clicked rows) within 0.025, after 3 epochs on 100k
-# rows.
-MARGIN = {"ctr": 0.02, "cvr": 0.025}
-SMALL = dict(
-    num_experts=4, num_selectors=2, expert_units=(64, 32), tower_units=(32,)
-)
-
-
-@pytest.fixture(scope="module")
-def learning_data():
-    train, _ = make_synthetic(100_000, seed=0)
-    test, truth = make_synthetic(40_000, seed=1)
-    return train, test, truth, synthetic_spec(train)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("per_example", [True])  # static: same, measured
-def test_dselect_k_reaches_the_oracle_auc(per_example, learning_data):
-    train, test, truth, spec = learning_data
-    keras.utils.set_random_seed(0)
-    model = kmtl.build("dselect_k", spec, per_example=per_example, **SMALL)
-    model.fit(
-        to_dataset(train, spec, batch_size=512, shuffle=True, seed=0),
-        epochs=3,
-        verbose=0,
-    )
-    predictions = model.predict(
-        to_dataset(test, spec, with_labels=False), verbose=0
-    )
-    got = evaluate_predictions(test, predictions, spec.tasks)
-    oracle = evaluate_predictions(
-        test, true_probabilities(truth, spec.tasks), spec.tasks
-    )
-    for task, auc, best in zip(got.task, got.auc, oracle.auc, strict=True):
-        assert best - auc <= MARGIN[task], (
-            f"dselect_k/per_example={per_example}/{task}: AUC {auc:.4f}, "
-            f"oracle {best:.4f}"
-        )

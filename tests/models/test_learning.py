@@ -1,4 +1,4 @@
-"""Each model learns the synthetic ground truth (slow: trains 7 models).
+"""Each model learns the synthetic ground truth (slow: trains 9 models).
 
 The yardstick is the oracle: the AUC of the true probabilities on the same
 test rows. The margins are finite-sample ones, measured on this data with
@@ -41,6 +41,15 @@ SMALL = {
     "esmm": dict(tower_units=(128, 64, 32)),
     "aitm": dict(tower_units=(128, 64, 32)),
     "dcn": dict(cross_layers=2, deep_units=(128, 64), tower_units=(32,)),
+    "snr": dict(
+        kind="trans", num_experts=4, expert_units=(64, 32), tower_units=(32,)
+    ),
+    "dselect_k": dict(
+        per_example=True,
+        num_experts=4,
+        expert_units=(64, 32),
+        tower_units=(32,),
+    ),
 }
 
 
