@@ -43,7 +43,8 @@ def features_from_dataframe(df: Any, spec: FeatureSpec) -> dict[str, Any]:
         spec: FeatureSpec.
 
     Returns:
-        dict input name -> NumPy array.
+        dict input name -> NumPy array (writable copies: editing one leaves
+        the DataFrame as it was).
 
     Raises:
         ValueError: a column is missing or has the wrong dtype (the message
@@ -63,8 +64,9 @@ def features_from_dataframe(df: Any, spec: FeatureSpec) -> dict[str, Any]:
 
 
 def _column(series: Any, dtype: str) -> np.ndarray:
-    """A column as NumPy, pandas' nullable dtypes (`Int64`, `Float64`,
-    `boolean`) with their missing values as -1 (ids) or NaN (floats)."""
+    """A column as a writable NumPy array of its own, pandas' nullable
+    dtypes (`Int64`, `Float64`, `boolean`) with their missing values as -1
+    (ids) or NaN (floats)."""
     import pandas as pd
 
     if not isinstance(series.dtype, np.dtype) and series.hasnans:
@@ -75,7 +77,12 @@ def _column(series: Any, dtype: str) -> np.ndarray:
             return series.to_numpy("int64", na_value=MISSING_ID)
         if dtype == "float32" and pd.api.types.is_numeric_dtype(series):
             return series.to_numpy("float64", na_value=np.nan)
-    return series.to_numpy()
+    array = series.to_numpy()
+    # pandas (3, copy-on-write) hands out read-only views of its columns:
+    # copy them, so the arrays are the caller's to edit and editing one
+    # never edits the DataFrame.
+    own = array.flags.owndata and array.flags.writeable
+    return array if own else array.copy()
 
 
 def check_features(

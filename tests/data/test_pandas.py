@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from kmtl.data import check_features
+from kmtl.data import features_from_dataframe
 from kmtl.data import labels_from_dataframe
 from kmtl.data import to_dataset
 from kmtl.features.spec import CategoricalFeature
@@ -55,6 +56,21 @@ def test_dataset_yields_features_labels_and_sample_spaces():
     # CVR counts clicked rows only.
     np.testing.assert_array_equal(weights["cvr"], [1, 0, 1])
     assert sum(1 for _ in ds) == 2
+
+
+def test_features_are_writable_copies_of_the_columns():
+    # pandas 3 gives read-only views of its columns; the arrays are the
+    # caller's to edit (e.g. to try an unseen id) and leave the frame alone.
+    df = _df()
+    features = features_from_dataframe(df, SPEC)
+    for name in ("item", "city", "price", "domain"):
+        assert features[name].flags.writeable, name
+    features["item"][0] = 10**9
+    features["city"][0] = "z"
+    features["price"][0] = -1.0
+    assert df["item"].tolist() == [1, 2, 3, 4]
+    assert df["city"].tolist()[0] == "a"
+    assert df["price"].tolist()[0] == 1.0
 
 
 def test_product_labels():
