@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kmtl import validation
 from kmtl.data.synthetic import sigmoid
 
 SHIFT_SCENARIOS = ("home", "search", "cart", "live")
@@ -39,6 +40,10 @@ class _ShiftedWorld:
         self.shared_sign[-1] = -1.0
         self.scenario_click = rng.normal(0.0, 0.5, s)
         self.scenario_buy = rng.normal(0.0, 0.4, s)
+        # Drawn from a stream of their own, so that the effects above do
+        # not depend on whether a table asks for them.
+        own = np.random.default_rng([seed, 1])
+        self.user_click_own = own.normal(0.0, 1.0, (s, SHIFT_USERS))
 
 
 def make_scenario_shifted(
@@ -47,6 +52,11 @@ def make_scenario_shifted(
     seed: int = 0,
     world_seed: int = 0,
     scenario_shares: tuple[float, ...] = SHIFT_SCENARIO_SHARES,
+    id_scale: float = 1.0,
+    signal_scale: float = 1.0,
+    user_scenario_scale: float = 0.0,
+    missing_share: float = 0.0,
+    string_ids: bool = False,
 ):
     """Draws impressions whose click and purchase laws differ by scenario.
 
@@ -63,6 +73,16 @@ def make_scenario_shifted(
     purchase logit has shared user and item effects and signal weights
     built the same way.
 
+    The options below make the ids matter more and the log messier; their
+    defaults keep the table above, value for value. `id_scale` multiplies
+    every user and item effect and `signal_scale` every signal weight;
+    `user_scenario_scale = sigma` adds a per-user, per-scenario click effect
+    `u_user,k ~ N(0, sigma^2)` (a user's taste differs by scenario), drawn
+    from its own stream. With `missing_share = m` each signal value is
+    missing (NaN) with probability `m`, and a missing signal does not act
+    on the labels (the truth is the law of what the log holds).
+    `string_ids=True` writes the ids as strings (`"u17"`, `"i5"`).
+
     Args:
         num_rows: int. Number of impressions.
         seed: int. Seed of the impressions. Defaults to 0.
@@ -70,6 +90,16 @@ def make_scenario_shifted(
             train and a test set. Defaults to 0.
         scenario_shares: the probability of each scenario. Defaults to
             `SHIFT_SCENARIO_SHARES`.
+        id_scale: float >= 0. Factor of the user and item effects.
+            Defaults to 1.
+        signal_scale: float >= 0. Factor of the signal weights. Defaults
+            to 1.
+        user_scenario_scale: float >= 0. Standard deviation of the
+            per-user, per-scenario click effect. Defaults to 0 (none).
+        missing_share: float in [0, 1). Probability that a signal value is
+            missing. Defaults to 0.
+        string_ids: bool. Write `user_id` and `item_id` as strings.
+            Defaults to `False`.
 
     Returns:
         (df, truth): the DataFrame, and a DataFrame of the true `ctr`,
@@ -80,6 +110,12 @@ def make_scenario_shifted(
     ```python
     df, truth = kmtl.data.make_scenario_shifted(50_000)
     small = df["scenario"] == 3
+
+    # Ids matter more than the signals; a messy log.
+    df, truth = kmtl.data.make_scenario_shifted(
+        70_000, scenario_shares=(0.6, 0.3, 0.1), id_scale=2.0,
+        signal_scale=0.4, missing_share=0.1, string_ids=True,
+    )
     ```
     """
     import pandas as pd
@@ -95,6 +131,18 @@ def make_scenario_shifted(
             "`scenario_shares` must be a non-empty list of positive "
             f"numbers. Received: scenario_shares={scenario_shares}"
         )
+    for name, value in (
+        ("id_scale", id_scale),
+        ("signal_scale", signal_scale),
+        ("user_scenario_scale", user_scenario_scale),
+    ):
+        validation.non_negative_float(value, name)
+    if validation.non_negative_float(missing_share, "missing_share") >= 1:
+        raise ValueError(
+            "`missing_share` must be a float in [0, 1). Received: "
+            f"missing_share={missing_share}"
+        )
+    validation.boolean(string_ids, "string_ids")
     world = _ShiftedWorld(world_seed, len(shares))
     rng = np.random.default_rng([world_seed, seed])
     n = num_rows
@@ -105,25 +153,41 @@ def make_scenario_shifted(
     sign = world.shared_sign[scenario, None]
     click_weights = sign * world.signal_click + world.signal_click_own[scenario]
     buy_weights = sign * world.signal_buy + world.signal_buy_own[scenario]
+    acting = signals
+    if missing_share > 0:
+        # A stream of its own: the other columns stay those of the
+        # complete table.
+        missing = (
+            np.random.default_rng([world_seed, seed, 1]).random(signals.shape)
+            < missing_share
+        )
+        acting = np.where(missing, 0.0, signals)
+        signals = np.where(missing, np.nan, signals).astype("float32")
     click_logit = (
         -1.4
         + world.scenario_click[scenario]
-        + world.user_click[user]
-        + world.item_click[item]
-        + world.item_click_own[scenario, item]
-        + (signals * click_weights).sum(1)
+        + id_scale
+        * (
+            world.user_click[user]
+            + world.item_click[item]
+            + world.item_click_own[scenario, item]
+        )
+        + user_scenario_scale * world.user_click_own[scenario, user]
+        + signal_scale * (acting * click_weights).sum(1)
     )
     buy_logit = (
         -1.0
         + world.scenario_buy[scenario]
-        + world.user_buy[user]
-        + world.item_buy[item]
-        + (signals * buy_weights).sum(1)
+        + id_scale * (world.user_buy[user] + world.item_buy[item])
+        + signal_scale * (acting * buy_weights).sum(1)
     )
     ctr = sigmoid(click_logit)
     cvr = sigmoid(buy_logit)
     click = (rng.random(n) < ctr).astype("int64")
     purchase = click * (rng.random(n) < cvr).astype("int64")
+    if string_ids:
+        user = np.array([f"u{u}" for u in user], dtype=object)
+        item = np.array([f"i{i}" for i in item], dtype=object)
     columns = {
         "user_id": user,
         "item_id": item,

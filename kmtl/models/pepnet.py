@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 
 from kmtl.features.spec import CategoricalFeature
 from kmtl.features.spec import FeatureSpec
+from kmtl.features.spec import NumericalFeature
 from kmtl.features.spec import SequenceFeature
 from kmtl.layers.epnet import EPNet
 from kmtl.layers.mlp import MLP
@@ -20,28 +23,68 @@ from kmtl.models.scenario import require_scenario
 from kmtl.models.scenario import scenario_context
 from kmtl.validation import Activation
 from kmtl.validation import Bool
-from kmtl.validation import Names
+from kmtl.validation import OptionalNames
 from kmtl.validation import OptionalUnits
 from kmtl.validation import PositiveFloat
 
+DOMAIN_GROUPS = ("domain", "context")
+"""The `group` tags of the features EPNet's gate reads by default."""
 
-def _persona_indices(
-    model: str, spec: FeatureSpec, persona_features: Sequence[str]
-) -> list[int]:
-    """Positions of the persona features among the encoder's fields."""
+PERSONA_GROUPS = ("user", "item", "author")
+"""The `group` tags of the features in PPNet's persona by default."""
+
+
+def _side_features(
+    model: str,
+    spec: FeatureSpec,
+    encoded: Mapping[str, Any],
+    hparam: str,
+    names: Sequence[str] | None,
+    groups: Sequence[str],
+) -> list[Any]:
+    """The encodings of the features `names` (None: those whose `group` is
+    one of `groups`): each categorical / sequence field's embedding and
+    each numerical's slice of the dense vector, flat `[B, w]` tensors.
+
+    Bias features are never taken: only bias-aware models read them.
+    """
+    bias = set(spec.bias_names)
+    features = [f for f in spec.features if f.name not in bias]
     fields = [
         f.name
-        for f in spec.features
+        for f in features
         if isinstance(f, (CategoricalFeature, SequenceFeature))
     ]
-    unknown = [name for name in persona_features if name not in fields]
-    if unknown or isinstance(persona_features, str):
+    slices, start = {}, 0
+    for f in features:
+        if isinstance(f, NumericalFeature):
+            slices[f.name] = (start, start + f.dim)
+            start += f.dim
+    if names is None:
+        names = [f.name for f in features if f.group in groups]
+    unknown = [n for n in names if n not in fields and n not in slices]
+    if unknown:
         raise ValueError(
-            f"Model {model!r}: hparam `persona_features` must list "
-            f"categorical or sequence features of the spec ({fields}). "
-            f"Received: persona_features={persona_features!r}"
+            f"Model {model!r}: hparam `{hparam}` must list features of the "
+            f"spec (categorical, sequence or numerical, not bias: "
+            f"{fields + list(slices)}). Received: {hparam}={tuple(names)!r}"
         )
-    return [fields.index(name) for name in persona_features]
+    parts = []
+    for name in names:
+        if name in slices:
+            begin, end = slices[name]
+            parts.append(encoded["dense"][:, begin:end])
+        else:
+            index = fields.index(name)
+            parts.append(encoded["fields"][:, index, :])
+    return parts
+
+
+def _joined(context: Any, parts: Sequence[Any], name: str) -> Any:
+    """`context` alone, or concatenated with `parts`."""
+    if not parts:
+        return context
+    return keras.layers.Concatenate(name=name)([context, *parts])
 
 
 @register_model(
@@ -53,7 +96,7 @@ def _persona_indices(
 )
 @register_model(
     "ppnet",
-    fixed={"use_epnet": False, "use_ppnet": True},
+    fixed={"use_epnet": False, "use_ppnet": True, "domain_features": ()},
     description="PPNet: plain embeddings, then one tower per task whose "
     "every hidden layer is gated by the persona.",
 )
@@ -65,13 +108,28 @@ def build_pepnet(
     use_ppnet: Bool = True,
     hidden_units: OptionalUnits = (),
     tower_units: OptionalUnits = (256, 128, 64),
-    persona_features: Names = (),
+    domain_features: OptionalNames = None,
+    persona_features: OptionalNames = None,
     gamma: PositiveFloat = 2.0,
     activation: Activation = "relu",
 ) -> keras.Model:
     """PEPNet: EPNet scales the field embeddings (and each numerical) by a
-    gate on the scenario, then one PPNet tower per task, every hidden layer
-    gated by the persona (Chang et al., KDD 2023).
+    gate on the domain-side features, then one PPNet tower per task, every
+    hidden layer gated by the persona (Chang et al., KDD 2023).
+
+    EPNet: `delta = GateNU([e_s, E(F_d), stop_gradient(E)])`, `O_ep =
+    delta * E` field by field, with `e_s` the scenario (and level)
+    embeddings, `F_d` the domain-side features and `E` every field. PPNet,
+    per task: `h_{l+1} = GateNU_l([e_s, E(F_p), stop_gradient(O_ep)]) *
+    act(h_l W_l + b_l)`, with `F_p` the persona features (the paper's
+    user, item and author ids). The scenario embedding stays in the
+    persona so that `ppnet` alone still sees the scenario.
+
+    The features come from the spec's `group` tags unless given by name:
+    `F_d` are the features tagged `"domain"` or `"context"`, `F_p` those
+    tagged `"user"`, `"item"` or `"author"` (categorical and sequence
+    fields by their embedding, numericals by their normalised value). A
+    spec without such tags gives the gates the scenario embedding alone.
 
     `epnet` (EPNet with plain towers) and `ppnet` (PPNet towers on plain
     embeddings) are this builder with one half switched off.
@@ -87,10 +145,14 @@ def build_pepnet(
             `epnet`).
         tower_units: hidden units of each task tower; PPNet towers need at
             least one. Defaults to `(256, 128, 64)` (`(64,)` for `epnet`).
-        persona_features: names of categorical / sequence features whose
-            embeddings join the scenario embedding in the persona that gates
-            the towers (PEPNet uses user, item and author ids). Defaults to
-            none.
+        domain_features: names of the features that join the scenario
+            embedding in EPNet's gate; `None` for those tagged `"domain"`
+            or `"context"`, `()` for none. Defaults to `None` (`()` fixed
+            for `ppnet`).
+        persona_features: names of the features that join the scenario
+            embedding in the persona that gates the towers; `None` for
+            those tagged `"user"`, `"item"` or `"author"`, `()` for none.
+            Defaults to `None` (`()` fixed for `epnet`).
         gamma: float. Upper bound of every gate. Defaults to 2.0.
         activation: hidden activation. Defaults to `"relu"`.
 
@@ -108,10 +170,20 @@ def build_pepnet(
             f"Model {model!r}: hparam `tower_units` must hold at least one "
             "width, the layers PPNet gates. Received: tower_units=()"
         )
-    persona_index = _persona_indices(model, spec, persona_features)
     # === Inputs ===
     inputs, encoded, flat = encoded_inputs(spec)
     context = scenario_context(spec, encoded)
+    domain = _side_features(
+        model, spec, encoded, "domain_features", domain_features, DOMAIN_GROUPS
+    )
+    persona = _side_features(
+        model,
+        spec,
+        encoded,
+        "persona_features",
+        persona_features,
+        PERSONA_GROUPS,
+    )
     fields = encoded["fields"]
     # === Layers ===
     if use_epnet:
@@ -120,14 +192,15 @@ def build_pepnet(
                 f"Model {model!r} gates field embeddings; the spec has no "
                 "categorical or sequence feature."
             )
-        fields = EPNet(gamma=gamma, name="epnet")([fields, context])
+        gate_input = _joined(context, domain, "domain_context")
+        fields = EPNet(gamma=gamma, name="epnet")([fields, gate_input])
         parts = [keras.layers.Flatten(name="flatten_epnet")(fields)]
         if "dense" in encoded:
             # Each numerical is a field of width 1 with a gate of its own.
             dense = encoded["dense"]
             width = dense.shape[-1]
             dense = keras.layers.Reshape((width, 1), name="dense_fields")(dense)
-            dense = EPNet(gamma=gamma, name="epnet_dense")([dense, context])
+            dense = EPNet(gamma=gamma, name="epnet_dense")([dense, gate_input])
             parts.append(
                 keras.layers.Reshape((width,), name="flatten_dense")(dense)
             )
@@ -150,12 +223,7 @@ def build_pepnet(
                 activation=activation,
             ),
         )
-    persona = context
-    if persona_index:
-        picked = keras.layers.Flatten(name="persona_embeddings")(
-            keras.ops.take(encoded["fields"], persona_index, axis=1)
-        )
-        persona = keras.layers.Concatenate(name="persona")([context, picked])
+    persona = _joined(context, persona, "persona")
     outputs = {}
     for task in spec.tasks:
         h = PPNetMLP(

@@ -32,12 +32,13 @@ def _affine(layer, ids):
 class TestPartitionedNormalization(LayerTestCase):
     layer_cls = PartitionedNormalization
     batteries = {
-        # gamma, beta, scenario_gamma, scenario_beta; moving stats.
+        # gamma, beta, scenario_gamma, scenario_beta; moving stats and
+        # their update counts.
         "default": LayerBattery(
             {"num_scenarios": 3, "momentum": 0.9},
             [X, IDS],
             (8, 4),
-            expected_num_weights=(4, 2),
+            expected_num_weights=(4, 4),
         )
     }
     invalid_args = [
@@ -77,20 +78,57 @@ class TestPartitionedNormalization(LayerTestCase):
         x = X[:6]
         layer([x, ids], training=True)
         mean, var = to_numpy(layer.moving_mean), to_numpy(layer.moving_variance)
+        # A first update takes the batch's statistics (bias correction).
         for p in (0, 1):
             rows = ids == p
             np.testing.assert_allclose(
-                mean[p], 0.1 * x[rows].mean(0), rtol=1e-5, atol=1e-6
+                mean[p], x[rows].mean(0), rtol=1e-5, atol=1e-6
             )
             np.testing.assert_allclose(
-                var[p], 0.9 + 0.1 * x[rows].var(0, ddof=1), rtol=1e-5
+                var[p], x[rows].var(0, ddof=1), rtol=1e-5
             )
         # One example: the mean moves, the variance (undefined) does not.
-        np.testing.assert_allclose(mean[2], 0.1 * x[5], rtol=1e-5)
+        np.testing.assert_allclose(mean[2], x[5], rtol=1e-5)
         np.testing.assert_array_equal(var[2], 1.0)
         # Absent scenario: unchanged.
         np.testing.assert_array_equal(mean[3], 0.0)
         np.testing.assert_array_equal(var[3], 1.0)
+        np.testing.assert_array_equal(
+            to_numpy(layer.mean_updates), [1, 1, 1, 0]
+        )
+        np.testing.assert_array_equal(
+            to_numpy(layer.variance_updates), [1, 1, 0, 0]
+        )
+        # A second update of scenario 0: weight 0.1 / (1 - 0.9^2) on the
+        # new batch.
+        second = X[2:8] * 3.0
+        layer([second, ids], training=True)
+        rows = ids == 0
+        rate = 0.1 / (1 - 0.9**2)
+        np.testing.assert_allclose(
+            to_numpy(layer.moving_mean)[0],
+            mean[0] + rate * (second[rows].mean(0) - mean[0]),
+            rtol=1e-5,
+        )
+        np.testing.assert_allclose(
+            to_numpy(layer.moving_variance)[0],
+            var[0] + rate * (second[rows].var(0, ddof=1) - var[0]),
+            rtol=1e-5,
+        )
+
+    def test_moving_variance_forgets_its_start_at_any_scale(self):
+        # Inputs of the scale of embeddings (std 0.04, variance 1.6e-3):
+        # after 50 updates at momentum 0.99 a plain moving average still
+        # holds 0.99^50 = 60 % of its start (variance 1, 370x too large).
+        rng = np.random.default_rng(4)
+        layer = PartitionedNormalization(num_scenarios=2, momentum=0.99)
+        ids = np.arange(256, dtype="int32") % 2
+        for _ in range(50):
+            x = rng.normal(scale=0.04, size=(256, 4)).astype("float32")
+            layer([x, ids], training=True)
+        np.testing.assert_allclose(
+            to_numpy(layer.moving_variance), 0.04**2, rtol=0.1
+        )
 
     def test_inference_output_does_not_depend_on_the_batch(self):
         rng = np.random.default_rng(2)

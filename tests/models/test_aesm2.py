@@ -37,16 +37,26 @@ def test_auxiliary_losses(synthetic_small):
     assert len(model.losses) == 2  # the scenario layer and the task layer
 
 
-def test_with_a_hierarchy_level(synthetic_small):
-    df, _, spec = synthetic_small
-    df = df[:1024].copy()
-    df["country"] = (df["scenario"] % 2).astype("int64")
+def _with_levels(df, spec, **levels):
+    """`df` with one level column per `levels` entry (`scenario % size`)
+    and its spec with those hierarchy levels, coarse to fine."""
+    df = df.copy()
+    for column, size in levels.items():
+        df[column] = (df["scenario"] % size).astype("int64")
     scenario = ScenarioSpec(
         "scenario",
         values=spec.scenario.values,
-        levels={"country": ["a", "b"]},
+        levels={
+            column: [f"{column}{i}" for i in range(size)]
+            for column, size in levels.items()
+        },
     )
-    spec = spec.replace(scenario=scenario)
+    return df, spec.replace(scenario=scenario)
+
+
+def test_with_a_hierarchy_level(synthetic_small):
+    df, _, spec = synthetic_small
+    df, spec = _with_levels(df[:1024], spec, country=2)
     keras.utils.set_random_seed(0)
     model = kmtl.build("aesm2", spec, **TINY)
     assert [
@@ -105,3 +115,54 @@ def test_shared_gates(synthetic_small):
         "cvr": (8, 1),
     }
     assert len(model.losses) == 2
+
+
+def test_level_gates_read_their_parent_levels(synthetic_small):
+    df, _, spec = synthetic_small
+    df, spec = _with_levels(df[:64], spec, country=2, channel=4)
+    model = kmtl.build("aesm2", spec, **TINY, gate_embedding_dim=5)
+    widths = {
+        name: [tuple(t.shape)[-1] for t in model.get_layer(name).input[2:]]
+        for name in (
+            "scenario_layer_country",
+            "scenario_layer_channel",
+            "scenario_layer_scenario",
+        )
+    }
+    # No parent, the country, then the country and the channel.
+    assert widths == {
+        "scenario_layer_country": [],
+        "scenario_layer_channel": [5],
+        "scenario_layer_scenario": [10],
+    }
+    # The channel's layer depends on the country's embedding: the same
+    # rows under another country give another output.
+    layer = model.get_layer("scenario_layer_channel")
+    probe = keras.Model(model.input, layer.input)
+    x = raw_tensors(df[:8], spec)
+    hidden, ids, parents = probe.predict_on_batch(x)
+    other = np.roll(parents, 1, axis=0)
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(layer([hidden, ids, parents])),
+        keras.ops.convert_to_numpy(layer([hidden, ids, other])),
+    )
+
+
+def test_layers_per_level(synthetic_small):
+    df, _, spec = synthetic_small
+    df, spec = _with_levels(df[:256], spec, country=2)
+    keras.utils.set_random_seed(0)
+    model = kmtl.build("aesm2", spec, **TINY, layers_per_level=2)
+    assert [
+        layer.name for layer in model.layers if "scenario_layer" in layer.name
+    ] == [
+        "scenario_layer_country",
+        "scenario_layer_country_1",
+        "scenario_layer_scenario",
+        "scenario_layer_scenario_1",
+    ]
+    history = model.fit(
+        to_dataset(df, spec, batch_size=128), epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    assert len(model.losses) == 5  # 2 levels x 2 layers, and the task layer
