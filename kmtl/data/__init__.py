@@ -4,6 +4,7 @@ from kmtl.data import datasets
 from kmtl.data.batching import batched_dataset
 from kmtl.data.files import expand_paths
 from kmtl.data.files import files_to_dataset
+from kmtl.data.funnel import make_funnel
 from kmtl.data.pandas import check_features
 from kmtl.data.pandas import features_from_dataframe
 from kmtl.data.pandas import labels_from_dataframe
@@ -21,6 +22,7 @@ __all__ = [
     "check_features",
     "features_from_dataframe",
     "labels_from_dataframe",
+    "make_funnel",
     "make_scenario_shifted",
     "make_synthetic",
     "to_dataset",
